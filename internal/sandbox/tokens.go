@@ -1,0 +1,67 @@
+package sandbox
+
+import (
+	"sync"
+	"time"
+)
+
+// Grant is what an access token stands for. The token endpoint issues grants; the FHIR API and
+// introspection read them.
+type Grant struct {
+	ClientID  string
+	Scopes    []string // granted scope tokens, as returned in the token response
+	Patient   string   // launch context patient id, if any
+	Encounter string
+	FHIRUser  string // e.g. "Practitioner/abc" (relative to the FHIR base)
+	Subject   string // OIDC sub
+	IssuedAt  time.Time
+	Expiry    time.Time
+	Backend   bool // issued by client_credentials
+}
+
+type tokenStore struct {
+	mu sync.Mutex
+	m  map[string]*Grant
+}
+
+// IssueAccessToken stores g under a new random opaque token and returns the token.
+func (s *Server) IssueAccessToken(g Grant) string {
+	tok := randomToken()
+	s.tokens.mu.Lock()
+	s.tokens.m[tok] = &g
+	s.tokens.mu.Unlock()
+	return tok
+}
+
+// LookupAccessToken returns the grant of a live token. Expired tokens are reported with ok=false and
+// expired=true.
+func (s *Server) LookupAccessToken(tok string) (g *Grant, expired, ok bool) {
+	s.tokens.mu.Lock()
+	defer s.tokens.mu.Unlock()
+	g, ok = s.tokens.m[tok]
+	if !ok {
+		return nil, false, false
+	}
+	if !s.Now().Before(g.Expiry) {
+		return g, true, false
+	}
+	cp := *g
+	return &cp, false, true
+}
+
+// RevokeAccessToken forgets tok.
+func (s *Server) RevokeAccessToken(tok string) {
+	s.tokens.mu.Lock()
+	delete(s.tokens.m, tok)
+	s.tokens.mu.Unlock()
+}
+
+// ExpireAccessTokens makes every access token expired now (to test refresh and 401 handling).
+func (s *Server) ExpireAccessTokens() {
+	now := s.Now()
+	s.tokens.mu.Lock()
+	for _, g := range s.tokens.m {
+		g.Expiry = now.Add(-time.Second)
+	}
+	s.tokens.mu.Unlock()
+}
