@@ -2,11 +2,13 @@ package smart
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,9 +50,10 @@ func ExchangeToken(ctx context.Context, hc *http.Client, tokenURL string, form u
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("Cache-Control", "no-store")
 
+	secrets := secretsOf(form, req.Header)
 	resp, err := noRedirect.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("smart: token request to %s: %w", originOf(tokenURL), scrubErr(err, form))
+		return nil, fmt.Errorf("smart: token request to %s: %w", originOf(tokenURL), scrubErr(err, secrets))
 	}
 	defer resp.Body.Close()
 	body, err := httpx.ReadLimited(resp.Body, httpx.MaxSmallBody)
@@ -58,38 +61,42 @@ func ExchangeToken(ctx context.Context, hc *http.Client, tokenURL string, form u
 		return nil, fmt.Errorf("smart: token response from %s: %w", originOf(tokenURL), err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, retrieveError(resp, body, form)
+		return nil, retrieveError(resp, body, secrets)
 	}
 	tok, err := ParseTokenResponse(body, time.Now())
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) {
-			re.Response = resp
-			re.Body = scrub(body, form)
+			// A 200 with an error member: rebuild the error from the body with the secrets
+			// removed before the server text is bounded, so that no part of one survives.
+			return nil, retrieveError(resp, body, secrets)
 		}
 		return nil, err
 	}
 	return tok, nil
 }
 
-// retrieveError builds the *oauth2.RetrieveError for a non-2xx token response.
-func retrieveError(resp *http.Response, body []byte, form url.Values) *oauth2.RetrieveError {
-	re := &oauth2.RetrieveError{Response: resp, Body: scrub(body, form)}
+// retrieveError builds the *oauth2.RetrieveError for an error response (non-2xx, or 2xx with an
+// error member). Server text is stripped of every secret first, then bounded and escaped: a hostile
+// server may echo our assertion or secret in error_description, which Error prints.
+func retrieveError(resp *http.Response, body []byte, secrets []string) *oauth2.RetrieveError {
+	re := &oauth2.RetrieveError{Response: resp, Body: scrub(body, secrets)}
 	var e struct {
 		Code    any    `json:"error"`
 		Desc    string `json:"error_description"`
 		URI     string `json:"error_uri"`
 		Message string `json:"message"`
 	}
+	clean := func(s string) string { return sanitize(redact(s, secrets)) }
 	if json.Unmarshal(body, &e) == nil {
 		if s, ok := e.Code.(string); ok {
-			re.ErrorCode = sanitize(s)
+			re.ErrorCode = clean(s)
 		}
-		re.ErrorDescription = sanitize(e.Desc)
+		re.ErrorDescription = clean(e.Desc)
 		if re.ErrorDescription == "" && e.Message != "" {
-			re.ErrorDescription = sanitize(e.Message)
+			re.ErrorDescription = clean(e.Message)
 		}
-		re.ErrorURI = sanitize(e.URI)
+		re.ErrorURI = clean(e.URI)
 	}
 	if re.ErrorCode == "" && re.ErrorDescription != "" {
 		// A non-OAuth JSON body (athenaPractice): keep Error() informative and bounded.
@@ -98,29 +105,76 @@ func retrieveError(resp *http.Response, body []byte, form url.Values) *oauth2.Re
 	return re
 }
 
-// scrub returns a short escaped snippet of body with every sensitive form value removed, so that a
-// hostile server echoing our assertion or secret cannot make us print it.
-func scrub(body []byte, form url.Values) []byte {
-	s := string(body)
-	for k, vs := range form {
-		if !httpx.IsSensitive(k) && k != "client_assertion" && k != "code_verifier" && k != "refresh_token" {
-			continue
-		}
-		for _, v := range vs {
-			if len(v) >= 4 {
-				s = strings.ReplaceAll(s, v, "REDACTED")
+// secretsOf lists every credential the request carries, in the forms a server might echo it: the
+// sensitive form values raw and URL-encoded, and the Authorization header whole, as its
+// credentials part and, for Basic, decoded (x/oauth2 URL-encodes the id and secret inside it).
+func secretsOf(form url.Values, hdr http.Header) []string {
+	var out []string
+	add := func(v string) {
+		if len(v) >= 4 {
+			out = append(out, v)
+			if e := url.QueryEscape(v); e != v {
+				out = append(out, e)
 			}
 		}
 	}
-	return []byte(httpx.Snippet([]byte(s)))
+	for k, vs := range form {
+		if httpx.IsSensitive(k) {
+			for _, v := range vs {
+				add(v)
+			}
+		}
+	}
+	for k, vs := range hdr {
+		if !httpx.IsSensitive(k) {
+			continue
+		}
+		for _, v := range vs {
+			add(v)
+			scheme, cred, ok := strings.Cut(v, " ")
+			if !ok {
+				continue
+			}
+			add(cred)
+			if !strings.EqualFold(scheme, "Basic") {
+				continue
+			}
+			if dec, err := base64.StdEncoding.DecodeString(cred); err == nil {
+				add(string(dec))
+				if _, pass, ok := strings.Cut(string(dec), ":"); ok {
+					add(pass)
+					if p, err := url.QueryUnescape(pass); err == nil {
+						add(p)
+					}
+				}
+			}
+		}
+	}
+	// Longest first, so that a secret containing another is replaced whole.
+	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
+	return out
 }
 
-func scrubErr(err error, form url.Values) error {
-	msg := string(scrub([]byte(err.Error()), form))
+// redact replaces every secret in s with REDACTED.
+func redact(s string, secrets []string) string {
+	for _, v := range secrets {
+		s = strings.ReplaceAll(s, v, "REDACTED")
+	}
+	return s
+}
+
+// scrub returns a short escaped snippet of body with every secret removed, so that a hostile server
+// echoing our assertion or secret cannot make us print it.
+func scrub(body []byte, secrets []string) []byte {
+	return []byte(httpx.Snippet([]byte(redact(string(body), secrets))))
+}
+
+func scrubErr(err error, secrets []string) error {
+	msg := redact(err.Error(), secrets)
 	if msg == err.Error() {
 		return err
 	}
-	return errors.New(msg)
+	return errors.New(httpx.SanitizeText(msg))
 }
 
 func originOf(raw string) string {

@@ -32,6 +32,7 @@ type TokenResponseError struct {
 	Reason string
 }
 
+// Error names the member and the reason, never the value.
 func (e *TokenResponseError) Error() string {
 	if e.Field == "" {
 		return "smart: malformed token response: " + e.Reason
@@ -141,6 +142,10 @@ func ParseTokenResponse(body []byte, now time.Time) (*Token, error) {
 		_ = json.Unmarshal(body, &e)
 		if e.Code == "" {
 			e.Code = strings.Trim(string(raw), `"`)
+		}
+		if e.Code == "" {
+			// (*oauth2.RetrieveError).Error dereferences a nil Response when ErrorCode is empty.
+			e.Code = "server_error"
 		}
 		return nil, &oauth2.RetrieveError{ErrorCode: sanitize(e.Code), ErrorDescription: sanitize(e.Desc), ErrorURI: sanitize(e.URI)}
 	}
@@ -395,7 +400,7 @@ func stringMember(m map[string]json.RawMessage, name string, required bool) (str
 // sanitize bounds and escapes server text quoted in errors.
 func sanitize(s string) string {
 	if len(s) > 200 {
-		s = s[:200] + "…"
+		s = strings.ToValidUTF8(s[:200], "") + "…"
 	}
 	return strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
