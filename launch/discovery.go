@@ -1,0 +1,111 @@
+package launch
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/smartfhir/smartfhir/internal/httpx"
+	"github.com/smartfhir/smartfhir/smart"
+)
+
+// discoveryTTL is how long a server's SMART configuration is reused. Only allowed issuers are ever
+// discovered, so the cache is bounded by AllowedIssuers.
+const discoveryTTL = 5 * time.Minute
+
+// serverInfo is what a launch needs from discovery, checked.
+type serverInfo struct {
+	authURL, tokenURL, issuer, jwksURI string
+	authorizePost, issRequired         bool
+}
+
+type discoveryCache struct {
+	mu sync.Mutex
+	m  map[string]discoveryEntry
+	sf singleflight.Group
+}
+
+type discoveryEntry struct {
+	info    *serverInfo
+	fetched time.Time
+}
+
+// discover returns the checked configuration of the allowed issuer norm (whose iss as received is
+// iss). Call it only after the issuer policy accepted iss.
+func (rt *runtime) discover(ctx context.Context, norm, iss string) (*serverInfo, error) {
+	now := rt.now()
+	rt.disco.mu.Lock()
+	e, ok := rt.disco.m[norm]
+	rt.disco.mu.Unlock()
+	if ok && now.Sub(e.fetched) < discoveryTTL && now.After(e.fetched.Add(-time.Minute)) {
+		return e.info, nil
+	}
+	v, err, _ := rt.disco.sf.Do(norm, func() (any, error) {
+		conf, err := smart.Discover(ctx, rt.client(norm), iss)
+		if err != nil {
+			return nil, err
+		}
+		info, err := rt.checkConfiguration(norm, conf)
+		if err != nil {
+			return nil, err
+		}
+		rt.disco.mu.Lock()
+		if rt.disco.m == nil {
+			rt.disco.m = map[string]discoveryEntry{}
+		}
+		rt.disco.m[norm] = discoveryEntry{info: info, fetched: rt.now()}
+		rt.disco.mu.Unlock()
+		return info, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*serverInfo), nil
+}
+
+// checkConfiguration extracts and checks what a launch needs: absolute authorize and token endpoints
+// that CONV-1 allows, and S256 PKCE unless the server refuses it (then only with ForcePKCE).
+func (rt *runtime) checkConfiguration(norm string, conf *smart.Configuration) (*serverInfo, error) {
+	allowHTTP := rt.c.InsecureAllowHTTP
+	info := &serverInfo{
+		authURL:       conf.AuthorizationEndpoint,
+		tokenURL:      conf.TokenEndpoint,
+		issuer:        conf.Issuer,
+		jwksURI:       conf.JWKSURI,
+		authorizePost: conf.Supports("authorize-post"),
+	}
+	for name, v := range map[string]string{"authorization_endpoint": info.authURL, "token_endpoint": info.tokenURL} {
+		if v == "" {
+			return nil, fmt.Errorf("%w: no %s", ErrDiscovery, name)
+		}
+		if _, err := httpx.ParseAbsURL(v, allowHTTP); err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrDiscovery, name, err)
+		}
+	}
+	if info.jwksURI != "" {
+		if _, err := httpx.ParseAbsURL(info.jwksURI, allowHTTP); err != nil {
+			info.jwksURI = ""
+			rt.log.Warn("ignoring jwks_uri", "issuer", norm, "err", err.Error())
+		}
+	}
+	methods := conf.CodeChallengeMethodsSupported
+	switch {
+	case len(methods) == 0:
+		if !rt.policy.settings[norm].ForcePKCE {
+			rt.log.Warn("server does not advertise PKCE; sending S256 anyway", "issuer", norm)
+		}
+	case !slices.Contains(methods, "S256") && !rt.policy.settings[norm].ForcePKCE:
+		return nil, fmt.Errorf("%w: code_challenge_methods_supported lacks S256 (PKCE downgrade; set IssuerSettings.ForcePKCE if the server accepts S256 anyway)", ErrDiscovery)
+	}
+	var extra struct {
+		ISSParam bool `json:"authorization_response_iss_parameter_supported"`
+	}
+	if err := conf.Claims(&extra); err == nil {
+		info.issRequired = extra.ISSParam
+	}
+	return info, nil
+}

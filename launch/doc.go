@@ -1,0 +1,69 @@
+// Package launch implements SMART App Launch for web apps with a server side: the EHR launch and
+// the standalone launch as net/http handlers, with the launch state and the tokens kept on the
+// server (https://hl7.org/fhir/smart-app-launch/app-launch.html).
+//
+// # Usage
+//
+//	cfg := &launch.Config{
+//		ClientID:       "my-app",
+//		RedirectURL:    "https://app.example.org/callback",
+//		Scopes:         []string{"openid", "fhirUser", "offline_access", "patient/*.rs"},
+//		AllowedIssuers: []string{"https://ehr.example.org/fhir"},
+//		LandingURL:     "/app",
+//	}
+//	if err := cfg.Validate(); err != nil { … }
+//	mux.Handle("GET /launch", cfg.EHRLaunchHandler())                              // EHR launch URL
+//	mux.Handle("GET /login", cfg.StandaloneHandler("https://ehr.example.org/fhir")) // standalone
+//	mux.Handle("GET /callback", cfg.CallbackHandler(nil))                          // redirect URL
+//	mux.Handle("GET /app", cfg.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+//		s := launch.FromRequest(r)          // patient, encounter, fhirUser, scopes…
+//		fc, _ := s.FHIRClient()             // token refreshed as needed, sent to the FHIR base only
+//		var p fhir.Patient
+//		_, err := fc.Read(r.Context(), "Patient", s.Patient, &p)
+//		…
+//	})))
+//
+// # EHR launch and standalone launch
+//
+// In an EHR launch ("Launch App: EHR Launch") the EHR opens the app's launch URL with iss (its FHIR
+// base) and launch (an opaque id). EHRLaunchHandler requires both, checks iss against
+// AllowedIssuers, discovers the server (.well-known/smart-configuration), and redirects to the
+// authorize endpoint asking for the launch scope and echoing the launch id. In a standalone launch
+// ("Launch App: Standalone Launch") the app starts on its own against a configured FHIR base;
+// StandaloneHandler asks for launch/patient instead. Both end at CallbackHandler, which redeems the
+// code and stores the tokens.
+//
+// # Security model
+//
+//   - The issuer allow-list fails closed, and is checked before any network request: an EHR launch
+//     URL is unauthenticated, and an attacker naming its own iss would otherwise receive the app's
+//     client authentication and use the app for SSRF (SMART "App protection"; HL7/smart-app-launch#230).
+//   - Every authorization request gets a fresh 256-bit state and a PKCE S256 verifier. The state is
+//     stored server-side (StateStore), bound to the browser's session cookie, taken atomically
+//     (single use, even across replicas), and expires after ten minutes. It also remembers which
+//     server the request went to, so that a code is only ever sent to that server's token endpoint
+//     (mix-up defence, RFC 9700 §4.4), and the RFC 9207 iss parameter is checked.
+//   - The redirect URI is configuration, never request input. The callback answers with
+//     Referrer-Policy: no-referrer and redirects to a URL without code or state.
+//   - The id_token is verified against the issuer's JWK Set (asymmetric algorithms only; kid
+//     rotation handled with one rate-limited re-fetch), and fhirUser is resolved and type-checked.
+//   - Tokens live in a SessionStore on the server; the cookie carries only a signed and encrypted
+//     session id (HttpOnly, Secure, SameSite=Lax). One browser can hold several launches at once
+//     (tabs, patients, EHRs): each has a handle, passed in the app's URLs, that works only with that
+//     browser's cookie.
+//   - Refresh is single-flight per launch, rotated refresh tokens are stored before use, and a
+//     refused refresh clears the tokens (ErrReauthRequired).
+//   - Nothing secret is logged: tokens, codes, states, verifiers, assertions and secrets never appear
+//     in logs or error strings.
+//
+// # Errors
+//
+// Handlers pass typed errors to Config.OnError: *AuthorizationError (the server's error redirect),
+// *IDTokenError, *oauth2.RetrieveError (token endpoint errors), *smart.TokenResponseError, and
+// errors wrapping ErrIssuerNotAllowed, ErrMissingParameter, ErrStateUnknown, ErrStateMismatch,
+// ErrStateExpired, ErrNoSession, ErrReauthRequired or ErrConfig. ErrorPage is the default.
+//
+// Specifications: SMART App Launch 2.2 (https://hl7.org/fhir/smart-app-launch/), RFC 6749, RFC 7636
+// (PKCE), RFC 9207 (authorization server issuer identification), RFC 9700 (OAuth 2.0 security best
+// current practice), OpenID Connect Core 1.0 §3.1.3.7 (id_token validation).
+package launch

@@ -1,0 +1,128 @@
+package launch
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/smartfhir/smartfhir/internal/httpx"
+)
+
+const (
+	// jwksTTL is how long a server's JWK Set is trusted before it is fetched again.
+	jwksTTL = time.Hour
+	// jwksRefetchInterval rate-limits the re-fetch on an unknown kid (JWKS-05): a forged token with
+	// a random kid costs the server at most one request per interval.
+	jwksRefetchInterval = 30 * time.Second
+)
+
+// jwksCache holds the JWK Sets of the allowed issuers' servers, by jwks_uri.
+type jwksCache struct {
+	mu sync.Mutex
+	m  map[string]*jwksEntry
+	sf singleflight.Group
+}
+
+type jwksEntry struct {
+	set         jwk.Set
+	fetched     time.Time
+	lastRefetch time.Time // last re-fetch caused by an unknown kid
+}
+
+// keySet returns the cached set of uri, fetching it when absent or stale.
+func (rt *runtime) keySet(ctx context.Context, hc *http.Client, uri string) (jwk.Set, error) {
+	now := rt.now()
+	rt.jwks.mu.Lock()
+	e := rt.jwks.m[uri]
+	rt.jwks.mu.Unlock()
+	if e != nil && now.Sub(e.fetched) < jwksTTL && now.After(e.fetched.Add(-time.Minute)) {
+		return e.set, nil
+	}
+	return rt.fetchKeySet(ctx, hc, uri, false)
+}
+
+// refetchKeySet fetches uri again after an unknown kid, unless that happened less than
+// jwksRefetchInterval ago; ok is false when rate-limited.
+func (rt *runtime) refetchKeySet(ctx context.Context, hc *http.Client, uri string) (jwk.Set, bool, error) {
+	now := rt.now()
+	rt.jwks.mu.Lock()
+	e := rt.jwks.m[uri]
+	if e != nil && now.Sub(e.lastRefetch) < jwksRefetchInterval && now.After(e.lastRefetch) {
+		rt.jwks.mu.Unlock()
+		return nil, false, nil
+	}
+	if e != nil {
+		e.lastRefetch = now
+	}
+	rt.jwks.mu.Unlock()
+	set, err := rt.fetchKeySet(ctx, hc, uri, true)
+	return set, err == nil, err
+}
+
+func (rt *runtime) fetchKeySet(ctx context.Context, hc *http.Client, uri string, refetch bool) (jwk.Set, error) {
+	v, err, _ := rt.jwks.sf.Do(uri, func() (any, error) {
+		set, err := getKeySet(ctx, hc, uri)
+		if err != nil {
+			return nil, err
+		}
+		now := rt.now()
+		rt.jwks.mu.Lock()
+		defer rt.jwks.mu.Unlock()
+		if rt.jwks.m == nil {
+			rt.jwks.m = map[string]*jwksEntry{}
+		}
+		e := &jwksEntry{set: set, fetched: now}
+		if old := rt.jwks.m[uri]; old != nil {
+			e.lastRefetch = old.lastRefetch
+		}
+		if refetch {
+			e.lastRefetch = now
+		}
+		rt.jwks.m[uri] = e
+		return set, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(jwk.Set), nil
+}
+
+// getKeySet GETs and parses a JWK Set (1 MiB at most).
+func getKeySet(ctx context.Context, hc *http.Client, uri string) (jwk.Set, error) {
+	body, err := getJSON(ctx, hc, uri)
+	if err != nil {
+		return nil, err
+	}
+	set, err := jwk.Parse(body)
+	if err != nil {
+		return nil, fmt.Errorf("launch: JWK Set at %s: %w", httpx.Redact(uri), err)
+	}
+	return set, nil
+}
+
+// getJSON GETs a small JSON document (discovery, JWKS) with the CONV-2 body limit.
+func getJSON(ctx context.Context, hc *http.Client, uri string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
+	if err != nil {
+		return nil, fmt.Errorf("launch: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("launch: GET %s: %w", httpx.Redact(uri), err)
+	}
+	defer resp.Body.Close()
+	body, err := httpx.ReadLimited(resp.Body, httpx.MaxSmallBody)
+	if err != nil {
+		return nil, fmt.Errorf("launch: GET %s: %w", httpx.Redact(uri), err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("launch: GET %s: status %d: %s", httpx.Redact(uri), resp.StatusCode, httpx.Snippet(body))
+	}
+	return body, nil
+}

@@ -1,0 +1,162 @@
+package launch
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/smartfhir/smartfhir/smart"
+)
+
+// TestStateStoreTakeOnce: of 50 concurrent Takes of one state exactly one succeeds, in memory and
+// on disk (CONV-5, LAUNCH-06).
+func TestStateStoreTakeOnce(t *testing.T) {
+	t.Parallel()
+	fs, err := NewFileStateStore(t.TempDir(), bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, st := range map[string]StateStore{"memory": new(MemoryStateStore), "file": fs} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			rec := &Record{Browser: "b", Issuer: "https://ehr/fhir", Verifier: "v", Created: time.Now(), Expires: time.Now().Add(time.Minute)}
+			if err := st.Save(t.Context(), "s1", rec); err != nil {
+				t.Fatal(err)
+			}
+			var ok atomic.Int32
+			var wg sync.WaitGroup
+			for range 50 {
+				wg.Go(func() {
+					got, err := st.Take(t.Context(), "s1")
+					switch {
+					case err == nil && got.Verifier == "v":
+						ok.Add(1)
+					case !errors.Is(err, ErrStateUnknown):
+						t.Errorf("Take: %v", err)
+					}
+				})
+			}
+			wg.Wait()
+			if ok.Load() != 1 {
+				t.Errorf("%d successful Takes, want 1", ok.Load())
+			}
+		})
+	}
+}
+
+// TestFileSessionStore: files are 0600, encrypted (no token in clear), bound to their key, and
+// unreadable with another store key (SEC-07).
+func TestFileSessionStore(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	key := bytes.Repeat([]byte{1}, 32)
+	st, err := NewFileSessionStore(dir, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := &TokenSet{Browser: "b", Issuer: "https://ehr/fhir", Expires: time.Now().Add(time.Hour),
+		Token: &smart.Token{Token: &oauth2.Token{AccessToken: "ACCESS-SECRET-123", RefreshToken: "REFRESH-SECRET-456", TokenType: "Bearer"},
+			LaunchContext: smart.LaunchContext{Patient: "p1"}}}
+	if err := st.Save(t.Context(), "sid.h1", ts); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Load(t.Context(), "sid.h1")
+	if err != nil || got.Token.RefreshToken != "REFRESH-SECRET-456" || got.Token.Patient != "p1" {
+		t.Fatalf("Load = %+v, %v", got, err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	if len(files) != 1 {
+		t.Fatalf("files = %v", files)
+	}
+	fi, _ := os.Stat(files[0])
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v", fi.Mode().Perm())
+	}
+	raw, _ := os.ReadFile(files[0])
+	if bytes.Contains(raw, []byte("SECRET")) || bytes.Contains(raw, []byte("sid.h1")) || bytes.Contains([]byte(files[0]), []byte("sid")) {
+		t.Error("the file or its name shows plaintext")
+	}
+	// Copied under another key's name, the file does not decrypt (the key is additional data).
+	if err := os.WriteFile(st.f.path("sid.h2"), raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Load(t.Context(), "sid.h2"); err == nil || errors.Is(err, ErrNoSession) {
+		t.Errorf("moved file: %v", err)
+	}
+	other, _ := NewFileSessionStore(dir, bytes.Repeat([]byte{2}, 32))
+	if _, err := other.Load(t.Context(), "sid.h1"); err == nil {
+		t.Error("another key decrypted the file")
+	}
+	if err := st.Delete(t.Context(), "sid.h1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Load(t.Context(), "sid.h1"); !errors.Is(err, ErrNoSession) {
+		t.Errorf("after Delete: %v", err)
+	}
+	ts.Expires = time.Now().Add(-time.Second)
+	_ = st.Save(t.Context(), "sid.h3", ts)
+	if _, err := st.Load(t.Context(), "sid.h3"); !errors.Is(err, ErrNoSession) {
+		t.Errorf("expired set: %v", err)
+	}
+	if _, err := NewFileSessionStore(dir, []byte("short")); !errors.Is(err, ErrConfig) {
+		t.Errorf("short key: %v", err)
+	}
+}
+
+// TestMemorySessionStoreCopies: callers never share a stored *TokenSet.
+func TestMemorySessionStoreCopies(t *testing.T) {
+	t.Parallel()
+	var st MemorySessionStore
+	ts := &TokenSet{Browser: "b", Token: &smart.Token{Token: &oauth2.Token{AccessToken: "a"}}}
+	_ = st.Save(t.Context(), "k", ts)
+	ts.Token.AccessToken = "changed"
+	got, _ := st.Load(t.Context(), "k")
+	if got.Token.AccessToken != "a" {
+		t.Errorf("stored set aliased: %q", got.Token.AccessToken)
+	}
+}
+
+// TestCookieKeyRotation: a cookie made with the old keys still opens the session after rotation to
+// [new, old]; a store with only the new keys treats it as no session (not an error page).
+func TestCookieKeyRotation(t *testing.T) {
+	t.Parallel()
+	k := func(b byte, n int) []byte { return bytes.Repeat([]byte{b}, n) }
+	oldKeys := [][]byte{k(1, 32), k(2, 32)}
+	newKeys := [][]byte{k(3, 32), k(4, 32)}
+	mk := func(keys [][]byte) *browserSessions {
+		bs, err := newBrowserSessions(&Config{CookieKeys: keys}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bs
+	}
+	rec := httptest.NewRecorder()
+	sid, err := mk(oldKeys).ensure(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	for _, c := range rec.Result().Cookies() {
+		req.AddCookie(c)
+	}
+	if got := mk(append(newKeys, oldKeys...)).get(req); got != sid {
+		t.Errorf("rotated store: sid %q, want %q", got, sid)
+	}
+	if got := mk(newKeys).get(req); got != "" {
+		t.Errorf("retired keys still accepted")
+	}
+	forged := httptest.NewRequest(http.MethodGet, "/", nil)
+	forged.AddCookie(&http.Cookie{Name: DefaultCookieName, Value: "forged"})
+	if got := mk(oldKeys).get(forged); got != "" {
+		t.Errorf("forged cookie accepted")
+	}
+}
