@@ -1,18 +1,160 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/smartfhir/smartfhir/internal/sandbox"
 )
 
-// STUB: replaced by the issue that builds this command.
+// sandboxShutdown bounds the graceful shutdown; requests still running then (a stalled discovery
+// fault) are cut.
+const sandboxShutdown = 5 * time.Second
+
+type sandboxFlags struct {
+	addr     string
+	patients int
+	seed     int64
+	clients  string
+	version  string
+	as       string
+}
+
 func newSandboxCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var f sandboxFlags
+	cmd := &cobra.Command{
 		Use:   "sandbox",
-		Short: "run the offline sandbox EHR (not yet implemented)",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return errors.New("sandbox: not yet implemented")
-		},
+		Short: "run the offline sandbox EHR (SMART authorization server + FHIR R4 + Bulk Data)",
+		Long: `sandbox runs an offline EHR for development: SMART App Launch 2.2 (EHR and standalone launch,
+PKCE, public, symmetric and asymmetric clients, OpenID Connect), Backend Services, open RFC 7591
+registration, introspection, revocation, a FHIR R4 API with synthetic patients and Bulk Data $export.
+
+Open the launcher URL in a browser to launch a registered app. --clients FILE registers clients at
+start: a JSON array of RFC 7591 client metadata (client_id, client_secret, token_endpoint_auth_method,
+redirect_uris, launch_url, jwks or jwks_uri, scope, grant_types, client_name, skip_login), or an
+object {"clients": [...]}. The control API under /sandbox/ arms faults and shifts the clock.`,
+		Example: `  smartfhir sandbox
+  smartfhir sandbox --addr 127.0.0.1:0 --patients 100 --version 2.0 --clients clients.json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runSandbox(cmd.Context(), g, f) },
 	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.addr, "addr", "127.0.0.1:9090", "listen address (port 0 picks a free port)")
+	fl.IntVar(&f.patients, "patients", 20, "number of synthetic patients")
+	fl.Int64Var(&f.seed, "seed", 1, "seed of the synthetic data")
+	fl.StringVar(&f.clients, "clients", "", "JSON file of clients to register at start")
+	fl.StringVar(&f.version, "version", "2.2", "SMART version to play: 2.2, 2.0 or v1")
+	fl.StringVar(&f.as, "as", "", "behave like a vendor preset (epic, oracle, …)")
+	return cmd
+}
+
+func runSandbox(ctx context.Context, g *globals, f sandboxFlags) error {
+	switch f.version {
+	case "2.2", "2.0", "v1":
+	default:
+		return usagef("--version %q: want 2.2, 2.0 or v1", f.version)
+	}
+	if f.patients <= 0 {
+		return usagef("--patients must be positive")
+	}
+	clients, err := readSandboxClients(f.clients)
+	if err != nil {
+		return err
+	}
+	sb, err := sandbox.New(sandbox.Options{
+		Patients: f.patients, Seed: f.seed, Clients: clients, Version: f.version, As: f.as,
+		Logger: slog.New(slog.NewTextHandler(g.stderr, nil)),
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	origin := "http://" + displayAddr(ln.Addr())
+	srv := &http.Server{Handler: sb, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	fmt.Fprintf(g.stderr, "fhir: %s/fhir\ndiscovery: %s/fhir/.well-known/smart-configuration\nlauncher: %s/\nregister: %s/auth/register\n",
+		origin, origin, origin, origin)
+	for _, c := range clients {
+		fmt.Fprintf(g.stderr, "client: %s (%s)\n", c.ID, c.AuthMethod)
+	}
+	select {
+	case err := <-served:
+		return fmt.Errorf("sandbox: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), sandboxShutdown)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	return nil
+}
+
+// readSandboxClients reads --clients: a JSON array of clients or {"clients": [...]}.
+func readSandboxClients(path string) ([]sandbox.Client, error) {
+	if path == "" {
+		return nil, nil
+	}
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--clients: %w", err)
+	}
+	defer fh.Close()
+	b, err := io.ReadAll(io.LimitReader(fh, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("--clients: %w", err)
+	}
+	var list []sandbox.Client
+	if err := json.Unmarshal(b, &list); err != nil {
+		var wrapped struct {
+			Clients []sandbox.Client `json:"clients"`
+		}
+		if err2 := json.Unmarshal(b, &wrapped); err2 != nil || wrapped.Clients == nil {
+			return nil, fmt.Errorf("--clients %s: want a JSON array of clients or {\"clients\": [...]}: %w", path, err)
+		}
+		list = wrapped.Clients
+	}
+	for i, c := range list {
+		// Generated ids and secrets would be unusable: the sandbox never prints a secret.
+		if c.ID == "" {
+			return nil, fmt.Errorf("--clients %s: client %d: client_id is required", path, i)
+		}
+		if c.Secret == "" && c.AuthMethod != "none" && c.AuthMethod != "private_key_jwt" && len(c.JWKS) == 0 && c.JWKSURI == "" {
+			return nil, fmt.Errorf("--clients %s: client %q: client_secret is required (or token_endpoint_auth_method none / private_key_jwt)", path, c.ID)
+		}
+	}
+	return list, nil
+}
+
+// displayAddr prints a listener address as a URL host, naming loopback for an unspecified address.
+func displayAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+		if ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	return net.JoinHostPort(host, port)
 }

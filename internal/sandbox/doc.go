@@ -12,7 +12,16 @@
 //	/fhir/.well-known/smart-configuration   SMART discovery
 //	/fhir/.well-known/openid-configuration  OIDC discovery (issuer = FHIR base)
 //	/fhir/metadata                          CapabilityStatement with oauth-uris
+//	/fhir/openapi.json                      OpenAPI 3.1 document with the SMART security requirements
 //	/auth/authorize, /auth/token, /auth/register, /auth/introspect, /auth/revoke, /auth/jwks
+//	/auth/decide                             the login/consent page's form target
+//	/bulk/status/{job}, /bulk/files/{job}/{name}   Bulk Data status and output files
 //	/                                        EHR launch simulator page
-//	/sandbox/...                             control API (faults, clock, launches, stats)
+//	/sandbox/...                             control API (faults, clock, launches, stats,
+//	                                         DELETE /sandbox/clients/{client_id}/keys/{kid})
+//
+// Automation without a browser: the authorize endpoint honours sandbox_skip_login=1,
+// sandbox_patient=ID, sandbox_user=Practitioner/ID and sandbox_encounter=ID query flags (or a client's
+// or launch's skip_login), answering with the redirect at once. Export timing, file splitting and
+// capability-URL mode are set with SetFHIRSettings.
 package sandbox

@@ -33,8 +33,8 @@ func (s *Server) IssueAccessToken(g Grant) string {
 	return tok
 }
 
-// LookupAccessToken returns the grant of a live token. Expired tokens are reported with ok=false and
-// expired=true.
+// LookupAccessToken returns a copy of the grant of a live token. Expired tokens are reported with
+// ok=false and expired=true.
 func (s *Server) LookupAccessToken(tok string) (g *Grant, expired, ok bool) {
 	s.tokens.mu.Lock()
 	defer s.tokens.mu.Unlock()
@@ -42,10 +42,10 @@ func (s *Server) LookupAccessToken(tok string) (g *Grant, expired, ok bool) {
 	if !ok {
 		return nil, false, false
 	}
-	if !s.Now().Before(g.Expiry) {
-		return g, true, false
-	}
 	cp := *g
+	if !s.Now().Before(cp.Expiry) {
+		return &cp, true, false
+	}
 	return &cp, false, true
 }
 
