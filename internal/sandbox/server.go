@@ -89,6 +89,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.auth.routes(s.mux)
 	s.fhir.routes(s.mux)
+	s.openapiRoutes(s.mux)
 	s.controlRoutes(s.mux)
 	return s, nil
 }
