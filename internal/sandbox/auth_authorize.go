@@ -49,7 +49,7 @@ func (a *authState) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	redirectURI := q.Get("redirect_uri")
-	if !slices.Contains(c.RedirectURIs, redirectURI) || a.s.takeFault("auth_invalid_redirect_uri", c.ID) {
+	if !redirectAllowed(c.RedirectURIs, redirectURI) || a.s.takeFault("auth_invalid_redirect_uri", c.ID) {
 		errorPage(w, http.StatusBadRequest, "redirect_uri is not registered for this client (exact match required)")
 		return
 	}
