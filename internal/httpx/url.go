@@ -47,8 +47,15 @@ func CheckURL(u *url.URL, allowHTTP bool) error {
 	if u == nil {
 		return fmt.Errorf("%w: empty URL", ErrInsecureURL)
 	}
-	if !u.IsAbs() || u.Host == "" {
-		return fmt.Errorf("%w: %q is not an absolute URL", ErrInsecureURL, Redact(u.String()))
+	scheme := strings.ToLower(u.Scheme)
+	if scheme != "https" && scheme != "http" {
+		if scheme == "" {
+			return fmt.Errorf("%w: %q is not an absolute URL", ErrInsecureURL, Redact(u.String()))
+		}
+		return fmt.Errorf("%w: scheme %q is not allowed", ErrInsecureURL, u.Scheme)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%w: %q has no host", ErrInsecureURL, Redact(u.String()))
 	}
 	if u.User != nil {
 		return fmt.Errorf("%w: URL with user info", ErrInsecureURL)
@@ -57,17 +64,10 @@ func CheckURL(u *url.URL, allowHTTP bool) error {
 	if forbiddenHost(host) {
 		return fmt.Errorf("%w: host %q is link-local or a metadata service", ErrInsecureURL, host)
 	}
-	switch strings.ToLower(u.Scheme) {
-	case "https":
-		return nil
-	case "http":
-		if allowHTTP || IsLoopbackHost(host) {
-			return nil
-		}
+	if scheme == "http" && !allowHTTP && !IsLoopbackHost(host) {
 		return fmt.Errorf("%w: plain http to %s (only loopback may use http; opt in with InsecureAllowHTTP / --insecure-http)", ErrInsecureURL, Origin(u))
-	default:
-		return fmt.Errorf("%w: scheme %q is not allowed", ErrInsecureURL, u.Scheme)
 	}
+	return nil
 }
 
 // ParseAbsURL parses s and applies CheckURL.
