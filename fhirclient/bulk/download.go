@@ -1,0 +1,218 @@
+package bulk
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/smartfhir/smartfhir/fhirclient"
+	"github.com/smartfhir/smartfhir/internal/httpx"
+)
+
+// fileSink receives the decoded bytes of one file: a buffered write to <name>.part, then the
+// line splitter (counting, and validating when asked), then throttled progress events.
+type fileSink struct {
+	bw    *bufio.Writer
+	ls    *lineSplitter
+	bytes int64
+	tick  func(bytes, resources int64)
+}
+
+func (s *fileSink) Write(p []byte) (int, error) {
+	if _, err := s.bw.Write(p); err != nil {
+		return 0, fmt.Errorf("bulk: write: %w", err)
+	}
+	if _, err := s.ls.Write(p); err != nil {
+		return 0, err
+	}
+	s.bytes += int64(len(p))
+	s.tick(s.bytes, s.ls.lines)
+	return len(p), nil
+}
+
+// download fetches one file into Dir. It resumes a .part left by an earlier run: the part is read
+// back through the line splitter (to restore counts and line state) and the rest is requested
+// with Range. An expired link re-fetches its manifest page once (BULK-20).
+func (r *run) download(ctx context.Context, f *fileState) error {
+	path := filepath.Join(r.e.Dir, filepath.FromSlash(f.Name))
+	if _, err := os.Stat(path + partSuffix); errors.Is(err, fs.ErrNotExist) {
+		// A crash between the final rename and the state update leaves a complete file and no
+		// .part: make it the part again, and the Range request below confirms it is whole.
+		if _, err := os.Stat(path); err == nil {
+			if err := os.Rename(path, path+partSuffix); err != nil {
+				return r.fileFailed(f, fmt.Errorf("bulk: %w", err))
+			}
+		}
+	}
+	fh, err := os.OpenFile(path+partSuffix, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return r.fileFailed(f, fmt.Errorf("bulk: %w", err))
+	}
+	defer fh.Close()
+
+	want := ""
+	if r.e.Validate && r.st.OutputOrganizedBy == "" {
+		want = f.Type
+	}
+	var onLine func([]byte, int64) error
+	if r.e.Validate {
+		onLine = func(line []byte, n int64) error {
+			if err := checkResource(line, want); err != nil {
+				return &LineError{File: f.Name, Line: n, Err: err}
+			}
+			return nil
+		}
+	}
+	ls := newLineSplitter(intOr(r.c.MaxLine, DefaultMaxLine), onLine)
+	// Read back what an earlier run wrote, so counts and validation carry on from there.
+	offset, err := copyBody(ls, fh)
+	if err != nil {
+		var se *sinkError
+		if errors.As(err, &se) {
+			err = se.err
+		}
+		return r.fileFailed(f, locate(err, f.Name))
+	}
+
+	r.log.write("download_request", logDetail{"fileUrl": redactURLString(f.URL), "itemType": f.Kind, "resourceType": typeOrNil(f.Type)})
+	r.emit(Event{Kind: EventFileStart, File: r.fileEvent(f, offset, ls.lines)})
+
+	interval := durationOr(r.e.ProgressInterval, 250*time.Millisecond)
+	last := r.c.now()
+	sink := &fileSink{bw: bufio.NewWriterSize(fh, 256<<10), ls: ls, bytes: offset, tick: func(b, n int64) {
+		if now := r.c.now(); now.Sub(last) >= interval {
+			last = now
+			r.emit(Event{Kind: EventFileProgress, File: r.fileEvent(f, b, n)})
+		}
+	}}
+	hooks := fetchHooks{
+		retry: func(err error, wait time.Duration) {
+			r.emit(Event{Kind: EventRetry, File: r.fileEvent(f, sink.bytes, ls.lines), WaitSeconds: wait.Seconds(), Message: httpx.SanitizeText(err.Error())})
+		},
+		warn: func(msg string) {
+			r.emit(Event{Kind: EventWarning, File: r.fileEvent(f, sink.bytes, ls.lines), Message: msg})
+		},
+	}
+
+	t, err := r.target(f)
+	for refetched := false; err == nil; {
+		_, err = r.c.fetch(ctx, t, sink.bytes, sink, hooks)
+		if ferr := sink.bw.Flush(); err == nil && ferr != nil {
+			err = fmt.Errorf("bulk: write: %w", ferr)
+		}
+		if err == nil || refetched || !errors.Is(err, ErrFileExpired) {
+			break
+		}
+		refetched = true
+		r.emit(Event{Kind: EventWarning, File: r.fileEvent(f, sink.bytes, ls.lines), Message: "file link expired; re-fetching the manifest"})
+		if t, err = r.refreshURL(ctx, f); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = ls.Close()
+	}
+	if err == nil {
+		err = fh.Sync()
+	}
+	if err == nil {
+		err = fh.Close()
+	}
+	if err == nil {
+		err = os.Rename(path+partSuffix, path)
+	}
+	if err != nil {
+		return r.fileFailed(f, locate(err, f.Name))
+	}
+
+	r.mu.Lock()
+	f.Done, f.Bytes, f.Resources = true, sink.bytes, ls.lines
+	err = r.saveLocked()
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	r.log.write("download_complete", logDetail{"fileUrl": redactURLString(f.URL), "fileSize": f.Bytes, "resourceCount": f.Resources})
+	r.emit(Event{Kind: EventFileDone, File: r.fileEvent(f, f.Bytes, f.Resources)})
+	return nil
+}
+
+func typeOrNil(t string) any {
+	if t == "" {
+		return nil
+	}
+	return t
+}
+
+func (r *run) fileEvent(f *fileState, bytes, resources int64) *FileEvent {
+	e := f.event()
+	e.Bytes, e.Resources = bytes, resources
+	return e
+}
+
+// fileFailed logs and reports a failed file and returns err prefixed with its name.
+func (r *run) fileFailed(f *fileState, err error) error {
+	d := logDetail{"fileUrl": redactURLString(f.URL), "itemType": f.Kind, "resourceType": typeOrNil(f.Type),
+		"code": nil, "body": nil, "message": httpx.SanitizeText(err.Error()), "responseHeaders": nil}
+	var fe *fhirclient.Error
+	if errors.As(err, &fe) {
+		d["code"] = fe.StatusCode
+	}
+	r.log.write("download_error", d)
+	r.emit(Event{Kind: EventFileError, File: f.event(), Message: httpx.SanitizeText(err.Error())})
+	var le *LineError
+	if errors.As(err, &le) {
+		return err // already names the file
+	}
+	return fmt.Errorf("%s: %w", f.Name, err)
+}
+
+// target builds the download target of f from the recorded requiresAccessToken.
+func (r *run) target(f *fileState) (target, error) {
+	t, err := r.c.fileTarget(&Manifest{RequiresAccessToken: r.st.RequiresAccessToken}, File{URL: f.URL})
+	t.name = f.Name
+	return t, err
+}
+
+// refreshURL re-fetches f's manifest page (once per page per run, shared by every file of the
+// page) and takes f's URL from it; the entry must still have f's type.
+func (r *run) refreshURL(ctx context.Context, f *fileState) (target, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.refetch[f.Page]
+	if m == nil {
+		if f.Page >= len(r.st.Pages) {
+			return target{}, fmt.Errorf("%w: no manifest page to re-fetch", ErrFileExpired)
+		}
+		u, err := r.c.resolveTokenURL(r.job.status, r.st.Pages[f.Page], "manifest")
+		if err != nil {
+			return target{}, err
+		}
+		if m, err = r.c.fetchManifest(ctx, u); err != nil {
+			return target{}, fmt.Errorf("%w: re-fetching the manifest: %w", ErrFileExpired, err)
+		}
+		if m.RequiresAccessToken != r.st.RequiresAccessToken {
+			return target{}, fmt.Errorf("%w: requiresAccessToken changed on re-fetch", ErrBadManifest)
+		}
+		r.refetch[f.Page] = m
+	}
+	files := map[string][]File{KindOutput: m.Output, KindError: m.Error, KindDeleted: m.Deleted}[f.Kind]
+	if f.Index >= len(files) || files[f.Index].Type != f.Type {
+		return target{}, fmt.Errorf("%w: the re-fetched manifest no longer lists this file", ErrFileExpired)
+	}
+	f.URL = files[f.Index].URL
+	if err := r.saveLocked(); err != nil {
+		return target{}, err
+	}
+	t, err := r.c.fileTarget(m, files[f.Index])
+	t.name = f.Name
+	return t, err
+}
+
+var _ io.Writer = (*fileSink)(nil)
