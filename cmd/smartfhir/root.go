@@ -99,6 +99,7 @@ never from a flag value.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			resetSharedDefaults(cmd)
 			return applyEnv(cmd, g.getenv)
 		},
 	}
@@ -124,6 +125,27 @@ func (g *globals) serverFlags(cmd *cobra.Command) {
 	f.BoolVar(&g.insecureHTTP, "insecure-http", false, "allow plain http to non-loopback hosts (DANGER: tokens in clear text)")
 	f.StringSliceVar(&g.trustOrigins, "trust-origin", nil, "extra origin allowed to receive the token (repeatable)")
 	f.StringVar(&g.clientSecretFile, "client-secret-file", "", "file holding the client secret (or set SMARTFHIR_CLIENT_SECRET)")
+}
+
+// resetSharedDefaults gives every flag the running command did not receive its own command's default.
+// Commands share the globals struct, so registering a flag on one command writes that command's default
+// into the shared field (the last registration would otherwise win: `export` has no timeout while the
+// others default to 5 minutes).
+func resetSharedDefaults(cmd *cobra.Command) {
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Changed || f.Name == "help" {
+			return
+		}
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			var def []string
+			if d := strings.Trim(f.DefValue, "[]"); d != "" {
+				def = strings.Split(d, ",")
+			}
+			_ = sv.Replace(def)
+			return
+		}
+		_ = f.Value.Set(f.DefValue)
+	})
 }
 
 // applyEnv fills every flag the user did not set from SMARTFHIR_<NAME> (dashes become underscores).

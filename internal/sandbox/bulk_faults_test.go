@@ -111,7 +111,7 @@ func TestBulkStatusFaults(t *testing.T) {
 			wantOutcome(t, resp, b, http.StatusInternalServerError, "transient")
 		}, 200},
 		{"bulk_status_500_fatal", func(t *testing.T, _ *fhirEnv, _ string, resp *http.Response, b []byte) {
-			wantOutcome(t, resp, b, http.StatusInternalServerError, "exception")
+			wantOutcome(t, resp, b, http.StatusInternalServerError, "processing")
 		}, 500},
 		{"bulk_status_non_fhir_error", func(t *testing.T, _ *fhirEnv, _ string, resp *http.Response, b []byte) {
 			if resp.StatusCode != http.StatusBadGateway || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") ||

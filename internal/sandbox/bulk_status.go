@@ -11,7 +11,7 @@ import (
 // bulkStatusFaults are the status-polling faults (SBX-17).
 var bulkStatusFaults = []string{
 	"transient_error",               // 500 + OperationOutcome issue.code=transient; the job goes on
-	"bulk_status_500_fatal",         // 500 + OperationOutcome (exception): the job has failed for good
+	"bulk_status_500_fatal",         // 500 + OperationOutcome (processing): the job has failed for good
 	"bulk_status_429",               // 429 + Retry-After for a poll sooner than the last Retry-After
 	"bulk_retry_after_date",         // in progress, Retry-After as an HTTP-date
 	"bulk_retry_after_huge",         // in progress, Retry-After of a day
@@ -89,7 +89,7 @@ func (f *fhirState) statusError(w http.ResponseWriter, job *exportJob, fast bool
 	case job.failed || take("bulk_status_500_fatal"):
 		job.failed = true
 		jobStatus(w, job, http.StatusInternalServerError,
-			outcomeJSON(issue{"fatal", "exception", "the export failed: the data store became unavailable"}))
+			outcomeJSON(issue{"fatal", "processing", "the export failed: the data store became unavailable"}))
 	case take("transient_error"):
 		writeOutcome(w, http.StatusInternalServerError, issue{"error", "transient", "the export worker restarted; retry later"})
 	case take("bulk_status_non_fhir_error"):
