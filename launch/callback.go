@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -211,8 +210,3 @@ func (rt *runtime) tokenRequest(ctx context.Context, norm, tokenURL string, form
 
 // sessionKey joins a browser session id and a launch handle into a SessionStore key.
 func sessionKey(sid, handle string) string { return sid + "." + handle }
-
-// validHandle accepts handles as issued (16 random bytes, base64url).
-func validHandle(h string) bool {
-	return len(h) == 22 && strings.Trim(h, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == ""
-}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/smartfhir/smartfhir/internal/httpx"
+	"github.com/smartfhir/smartfhir/smart"
 )
 
 // Defaults for the zero values of Config.
@@ -84,6 +85,14 @@ type Config struct {
 	// SessionStore keeps the tokens of completed launches (default: in memory, this process only).
 	// Use NewFileSessionStore or a Redis store to survive restarts or share across replicas.
 	SessionStore SessionStore
+	// Locker, when set, makes each launch's refresh single-flight across the processes that share
+	// SessionStore (replicas, background workers, command-line runs): the holder refreshes and
+	// stores the rotated tokens, the others wait and then use them, so a refresh token is never
+	// redeemed twice (REF-04, SEC-06; a server that detects reuse revokes the whole grant). Within
+	// one process refreshes are single-flight without it. A redisstore.Store is one. Lock receives
+	// a hash of the launch's key, never the key itself; a failed Lock fails the refresh (the tokens
+	// are kept).
+	Locker smart.Locker
 	// Cookie sets the browser session cookie. It carries only a signed and encrypted session id.
 	Cookie CookieOptions
 	// CookieKeys are securecookie key pairs (hash key 32 or 64 bytes, encryption key 16, 24 or 32
@@ -92,7 +101,7 @@ type Config struct {
 	CookieKeys [][]byte
 
 	// HTTPClient makes discovery, JWKS, token and FHIR requests. Nil means a client with the CONV-2
-	// timeouts. It is copied, never modified.
+	// timeouts. It is copied, never modified; the copies follow no redirect to another origin.
 	HTTPClient *http.Client
 	// Now is the clock (default time.Now).
 	Now func() time.Time

@@ -45,7 +45,8 @@ func (rt *runtime) discover(ctx context.Context, norm, iss string) (*serverInfo,
 		return e.info, nil
 	}
 	v, err, _ := rt.disco.sf.Do(norm, func() (any, error) {
-		conf, err := smart.Discover(ctx, rt.client(norm), iss)
+		d := smart.Discoverer{HTTPClient: rt.client(norm), InsecureAllowHTTP: rt.c.InsecureAllowHTTP, Now: rt.now}
+		conf, err := d.Discover(ctx, iss)
 		if err != nil {
 			return nil, err
 		}

@@ -47,14 +47,33 @@
 //     Referrer-Policy: no-referrer and redirects to a URL without code or state.
 //   - The id_token is verified against the issuer's JWK Set (asymmetric algorithms only; kid
 //     rotation handled with one rate-limited re-fetch), and fhirUser is resolved and type-checked.
+//     The JWK Set is found at the jwks_uri of the SMART configuration or, when that names none, of
+//     {issuer}/.well-known/openid-configuration (whose issuer must match). A jwks_uri on another
+//     origin than the issuer is accepted: it comes from the allowed issuer's own discovery over TLS,
+//     and it is fetched without any credential or cookie, and without redirects to other origins.
 //   - Tokens live in a SessionStore on the server; the cookie carries only a signed and encrypted
 //     session id (HttpOnly, Secure, SameSite=Lax). One browser can hold several launches at once
 //     (tabs, patients, EHRs): each has a handle, passed in the app's URLs, that works only with that
 //     browser's cookie.
-//   - Refresh is single-flight per launch, rotated refresh tokens are stored before use, and a
-//     refused refresh clears the tokens (ErrReauthRequired).
+//   - Refresh is single-flight per launch (across processes too, with Config.Locker), rotated
+//     refresh tokens are stored before use, and a refused refresh clears the tokens
+//     (ErrReauthRequired).
 //   - Nothing secret is logged: tokens, codes, states, verifiers, assertions and secrets never appear
 //     in logs or error strings.
+//
+// # Outside the browser
+//
+// Work done for the user after the request (a background job) and command-line apps resume a
+// launch by its key instead of the browser's cookie and handle:
+//
+//	key := launch.FromRequest(r).Key() // keep it server-side, encrypted: it is a bearer secret
+//	…
+//	s, err := cfg.SessionByKey(ctx, key)
+//	fc, _ := s.FHIRClient()
+//
+// Whoever holds a key holds the launch, its refresh token included, until the session ends or
+// Session.Logout; the package never logs, prints or sends it. With several processes sharing a
+// SessionStore, set Config.Locker so that they never redeem one refresh token twice.
 //
 // # Errors
 //

@@ -45,6 +45,9 @@ type envOptions struct {
 	version    string // sandbox version mode
 	configure  func(*launch.Config)
 	scopes     []string
+	// wrap, when set, serves the sandbox through wrap(sandbox) on an origin of its own, which is
+	// then the FHIR base (e.fhir) the app is launched from.
+	wrap func(sandbox http.Handler) http.Handler
 }
 
 // newEnv starts a sandbox and an app registered with it.
@@ -53,6 +56,11 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	e := &env{t: t, rec: &recorder{base: http.DefaultTransport}, logs: &syncBuffer{}, clock: &clock{}}
 	e.srv = startSandbox(t, opts.version)
 	e.sb, e.fhir = e.srv.Sandbox, e.srv.FHIRBase
+	if opts.wrap != nil {
+		front := httptest.NewServer(opts.wrap(e.sb))
+		t.Cleanup(front.Close)
+		e.fhir = front.URL + "/fhir"
+	}
 
 	mux := http.NewServeMux()
 	e.app = httptest.NewServer(mux)

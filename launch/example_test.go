@@ -1,8 +1,10 @@
 package launch_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 
 	"github.com/smartfhir/smartfhir/launch"
 )
@@ -47,4 +49,34 @@ func ExampleConfig_Validate() {
 	cfg := &launch.Config{ClientID: "my-app", RedirectURL: "https://app.example.org/callback"}
 	fmt.Println(cfg.Validate())
 	// Output: launch: invalid configuration: AllowedIssuers is empty: no issuer could launch this app
+}
+
+// A background job reads the patient's data after the request that started it: the handler keeps
+// the launch's key with the job (encrypted: it is a bearer secret), the worker resumes the launch.
+func ExampleConfig_SessionByKey() {
+	jobs := make(chan string, 100) // a queue; the keys in it are secrets
+	cfg := &launch.Config{
+		ClientID:       "my-app",
+		RedirectURL:    "https://app.example.org/callback",
+		Scopes:         []string{"offline_access", "patient/Observation.rs"},
+		AllowedIssuers: []string{"https://ehr.example.org/fhir"},
+		SessionStore:   new(launch.MemorySessionStore), // or NewFileSessionStore, redisstore: shared with the handlers
+	}
+	enqueue := func(w http.ResponseWriter, r *http.Request) {
+		key := launch.FromRequest(r).Key()
+		jobs <- key
+	}
+	worker := func(ctx context.Context) error {
+		s, err := cfg.SessionByKey(ctx, <-jobs)
+		if err != nil {
+			return err // launch.ErrNoSession: the user logged out or the session ended
+		}
+		fc, err := s.FHIRClient() // refreshes the token as needed, sends it to the FHIR base only
+		if err != nil {
+			return err
+		}
+		_, _, err = fc.Search(ctx, "Observation", url.Values{"patient": {s.Patient}})
+		return err
+	}
+	_, _ = enqueue, worker
 }

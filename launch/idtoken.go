@@ -120,7 +120,7 @@ func (rt *runtime) verifyIDToken(ctx context.Context, norm, raw string, chk idTo
 		ref, id.legacy = c.Profile, true // SMART v1 (IDT-06)
 	}
 	if ref != "" {
-		if id.fhirUser, err = resolveFHIRUser(ref, chk.fhirBase); err != nil {
+		if id.fhirUser, err = resolveFHIRUser(ref, chk.fhirBase, rt.c.InsecureAllowHTTP); err != nil {
 			return nil, err
 		}
 	}
@@ -190,8 +190,9 @@ func (rt *runtime) checkClaims(c *idClaims, chk idTokenCheck) error {
 
 // resolveFHIRUser resolves fhirUser (absolute, or relative to the FHIR base) and checks its type
 // (IDT-03, IDT-04). The result is an absolute URL; it is never fetched with the token unless it
-// lies under the FHIR base (IDT-05, see Session.FHIRUserReference).
-func resolveFHIRUser(ref, fhirBase string) (string, error) {
+// lies under the FHIR base (IDT-05, see Session.FHIRUserReference). An absolute one follows the
+// URL policy of the FHIR base (CONV-1: plain http only on loopback, or with allowHTTP).
+func resolveFHIRUser(ref, fhirBase string, allowHTTP bool) (string, error) {
 	if len(ref) > 2048 || strings.ContainsAny(ref, " \r\n\t") {
 		return "", idtErr("fhirUser is not a reference")
 	}
@@ -204,7 +205,7 @@ func resolveFHIRUser(ref, fhirBase string) (string, error) {
 		return "", idtErr("fhirUser is not a reference")
 	}
 	if u.IsAbs() {
-		if err := httpx.CheckURL(u, false); err != nil {
+		if err := httpx.CheckURL(u, allowHTTP); err != nil {
 			return "", idtErr("fhirUser: %v", err)
 		}
 	} else {
@@ -290,15 +291,51 @@ func curveFor(alg string) jwa.EllipticCurveAlgorithm {
 	}
 }
 
-// jwksURI returns the JWK Set URL: discovery's jwks_uri, else the one in
-// {issuer}/.well-known/openid-configuration (IDT-01), whose issuer must match.
+// jwksURI returns the JWK Set URL: discovery's jwks_uri, else the jwks_uri of
+// {issuer}/.well-known/openid-configuration (IDT-01; OpenID Connect Discovery 1.0 §4), whose issuer
+// must equal the discovered one. The fallback's answer is cached per issuer like a JWK Set.
+//
+// The jwks_uri may lie on another origin than the issuer or the FHIR base (OpenID Connect Discovery
+// allows it, and some providers serve keys from a separate host): it is trusted because it comes
+// from the discovery document of an allowed issuer, fetched over TLS, and whoever could change that
+// document could change the token endpoint too. It must pass CONV-1 (https, or loopback http; no
+// link-local or metadata host), and it is fetched with nothing secret: no token, no client
+// authentication, no cookie, no redirect to yet another origin, 1 MiB at most.
 func (rt *runtime) jwksURI(ctx context.Context, hc *http.Client, chk idTokenCheck) (string, error) {
 	if chk.jwksURI != "" {
 		return chk.jwksURI, nil
 	}
-	u, err := httpx.ParseAbsURL(strings.TrimRight(chk.issuer, "/")+"/.well-known/openid-configuration", rt.c.InsecureAllowHTTP)
+	now := rt.now()
+	rt.jwks.mu.Lock()
+	e, ok := rt.jwks.uris[chk.issuer]
+	rt.jwks.mu.Unlock()
+	if ok && now.Sub(e.fetched) < jwksTTL && now.After(e.fetched.Add(-time.Minute)) {
+		return e.uri, nil
+	}
+	v, err, _ := rt.jwks.sf.Do("openid-configuration "+chk.issuer, func() (any, error) {
+		uri, err := rt.openIDJWKSURI(ctx, hc, chk.issuer)
+		if err != nil {
+			return "", err
+		}
+		rt.jwks.mu.Lock()
+		defer rt.jwks.mu.Unlock()
+		if rt.jwks.uris == nil {
+			rt.jwks.uris = map[string]jwksURIEntry{}
+		}
+		rt.jwks.uris[chk.issuer] = jwksURIEntry{uri: uri, fetched: rt.now()}
+		return uri, nil
+	})
 	if err != nil {
 		return "", err
+	}
+	return v.(string), nil
+}
+
+// openIDJWKSURI reads the jwks_uri of issuer's OpenID Provider configuration.
+func (rt *runtime) openIDJWKSURI(ctx context.Context, hc *http.Client, issuer string) (string, error) {
+	u, err := httpx.ParseAbsURL(strings.TrimRight(issuer, "/")+"/.well-known/openid-configuration", rt.c.InsecureAllowHTTP)
+	if err != nil {
+		return "", fmt.Errorf("launch: openid-configuration: %w", err)
 	}
 	body, err := getJSON(ctx, hc, u.String())
 	if err != nil {
@@ -311,8 +348,11 @@ func (rt *runtime) jwksURI(ctx context.Context, hc *http.Client, chk idTokenChec
 	if err := json.Unmarshal(body, &oc); err != nil {
 		return "", fmt.Errorf("launch: openid-configuration: %w", err)
 	}
-	if oc.Issuer != chk.issuer {
-		return "", fmt.Errorf("launch: openid-configuration names issuer %q, not %q", quote(oc.Issuer), quote(chk.issuer))
+	if oc.Issuer != issuer {
+		return "", fmt.Errorf("launch: openid-configuration names issuer %q, not %q", quote(oc.Issuer), quote(issuer))
+	}
+	if oc.JWKSURI == "" {
+		return "", errors.New("launch: openid-configuration names no jwks_uri")
 	}
 	if _, err := httpx.ParseAbsURL(oc.JWKSURI, rt.c.InsecureAllowHTTP); err != nil {
 		return "", fmt.Errorf("launch: openid-configuration jwks_uri: %w", err)

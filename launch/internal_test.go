@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"golang.org/x/oauth2"
+
+	"github.com/smartfhir/smartfhir/smart"
 )
 
 func testRuntime(t *testing.T, mod func(*Config)) *runtime {
@@ -172,9 +175,61 @@ func TestResolveFHIRUser(t *testing.T) {
 		{"http://169.254.169.254/Patient/1", ""},
 		{"Practitioner", ""},
 	} {
-		got, err := resolveFHIRUser(tc.ref, "https://ehr/fhir")
+		got, err := resolveFHIRUser(tc.ref, "https://ehr/fhir", false)
 		if got != tc.want || (err == nil) != (tc.want != "") {
 			t.Errorf("resolveFHIRUser(%q) = %q, %v; want %q", tc.ref, got, err, tc.want)
+		}
+	}
+	// An absolute fhirUser follows the FHIR base's URL policy: plain http to a remote host only
+	// with InsecureAllowHTTP, never to a metadata address (CONV-1).
+	for _, tc := range []struct {
+		ref       string
+		allowHTTP bool
+		ok        bool
+	}{
+		{"http://ehr.test/fhir/Practitioner/1", false, false},
+		{"http://ehr.test/fhir/Practitioner/1", true, true},
+		{"http://127.0.0.1:8080/fhir/Practitioner/1", false, true},
+		{"http://169.254.169.254/fhir/Practitioner/1", true, false},
+	} {
+		_, err := resolveFHIRUser(tc.ref, "http://ehr.test/fhir", tc.allowHTTP)
+		if (err == nil) != tc.ok {
+			t.Errorf("resolveFHIRUser(%q, allowHTTP %v): %v, want ok=%v", tc.ref, tc.allowHTTP, err, tc.ok)
+		}
+	}
+}
+
+// TestMergeRefreshContext: a refresh response's launch context replaces the stored one where
+// present and is flagged when it differs, fhirContext included; what it omits is kept (REF-05).
+func TestMergeRefreshContext(t *testing.T) {
+	t.Parallel()
+	list := func(ref string) []smart.FHIRContextItem {
+		return []smart.FHIRContextItem{{Reference: ref, Role: "https://example.org/med-rec", Identifier: json.RawMessage(`{"value":"1"}`)}}
+	}
+	old := &TokenSet{Token: &smart.Token{Token: &oauth2.Token{AccessToken: "a1", RefreshToken: "r1"}, Scope: "patient/*.rs",
+		LaunchContext: smart.LaunchContext{Patient: "p1", Encounter: "e1", FHIRContext: list("List/1")}}}
+	for _, tc := range []struct {
+		name    string
+		lc      smart.LaunchContext
+		changed bool
+		want    smart.LaunchContext
+	}{
+		{"omitted", smart.LaunchContext{}, false, old.Token.LaunchContext},
+		{"repeated", old.Token.LaunchContext, false, old.Token.LaunchContext},
+		{"other patient", smart.LaunchContext{Patient: "p2"}, true, smart.LaunchContext{Patient: "p2", Encounter: "e1", FHIRContext: list("List/1")}},
+		{"other fhirContext", smart.LaunchContext{FHIRContext: list("List/2")}, true, smart.LaunchContext{Patient: "p1", Encounter: "e1", FHIRContext: list("List/2")}},
+		{"other identifier", smart.LaunchContext{FHIRContext: []smart.FHIRContextItem{{Reference: "List/1", Role: "https://example.org/med-rec", Identifier: json.RawMessage(`{"value":"2"}`)}}},
+			true, smart.LaunchContext{Patient: "p1", Encounter: "e1", FHIRContext: []smart.FHIRContextItem{{Reference: "List/1", Role: "https://example.org/med-rec", Identifier: json.RawMessage(`{"value":"2"}`)}}}},
+	} {
+		got := mergeRefresh(old, &smart.Token{Token: &oauth2.Token{AccessToken: "a2"}, Scope: "patient/*.rs", LaunchContext: tc.lc})
+		if got.ContextChanged != tc.changed {
+			t.Errorf("%s: ContextChanged = %v", tc.name, got.ContextChanged)
+		}
+		if !reflect.DeepEqual(got.Token.LaunchContext, tc.want) {
+			t.Errorf("%s: context = %+v, want %+v", tc.name, got.Token.LaunchContext, tc.want)
+		}
+		if got.Token.RefreshToken != "r1" {
+			t.Errorf("%s: refresh token not kept (REF-03)", tc.name)
 		}
 	}
 }

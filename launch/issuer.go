@@ -20,14 +20,14 @@ func newIssuerPolicy(c *Config) (*issuerPolicy, error) {
 	for _, s := range c.AllowedIssuers {
 		n, err := normalizeIssuer(s, c.InsecureAllowHTTP)
 		if err != nil {
-			return nil, configErr("AllowedIssuers: %v", err)
+			return nil, fmt.Errorf("%w: AllowedIssuers: %w", ErrConfig, err)
 		}
 		p.allowed[n] = true
 	}
 	for s, set := range c.Issuers {
 		n, err := normalizeIssuer(s, c.InsecureAllowHTTP)
 		if err != nil {
-			return nil, configErr("Issuers: %v", err)
+			return nil, fmt.Errorf("%w: Issuers: %w", ErrConfig, err)
 		}
 		if !p.allowed[n] {
 			return nil, configErr("Issuers has settings for %q, which is not in AllowedIssuers", s)

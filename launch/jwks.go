@@ -21,11 +21,18 @@ const (
 	jwksRefetchInterval = 30 * time.Second
 )
 
-// jwksCache holds the JWK Sets of the allowed issuers' servers, by jwks_uri.
+// jwksCache holds the JWK Sets of the allowed issuers' servers, by jwks_uri, and the jwks_uri of
+// the issuers whose discovery named none, by issuer (from their openid-configuration).
 type jwksCache struct {
-	mu sync.Mutex
-	m  map[string]*jwksEntry
-	sf singleflight.Group
+	mu   sync.Mutex
+	m    map[string]*jwksEntry
+	uris map[string]jwksURIEntry
+	sf   singleflight.Group
+}
+
+type jwksURIEntry struct {
+	uri     string
+	fetched time.Time
 }
 
 type jwksEntry struct {

@@ -1,12 +1,16 @@
 package launch
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"net/url"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -36,7 +40,7 @@ var (
 func (rt *runtime) newSessionSource(key string, ts *TokenSet) *sessionSource {
 	s := &sessionSource{rt: rt, key: key}
 	s.first.Store(ts)
-	s.cache = smart.NewCachingTokenSource(s.fetch, smart.CacheOptions{Key: key, Margin: rt.margin, Now: rt.now})
+	s.cache = smart.NewCachingTokenSource(s.fetch, smart.CacheOptions{Margin: rt.margin, Now: rt.now})
 	return s
 }
 
@@ -106,13 +110,21 @@ func (rt *runtime) forceRefresh(ctx context.Context, key, scope string) (*TokenS
 	return rt.refreshSession(ctx, key, true, ts.Token.AccessToken, scope)
 }
 
-// refreshSession runs one refresh per launch at a time. Inside the flight it reloads the set: when
-// another request refreshed meanwhile (or, unforced, the token is still fresh) that token is used
-// and no request is sent, so a rotated refresh token is never used twice (REF-04, SEC-06).
+// refreshSession runs one refresh per launch at a time: one flight per process, under
+// Config.Locker across processes. Inside the flight it reloads the set: when another request (or
+// process) refreshed meanwhile, or, unforced, the token is still fresh, that token is used and no
+// request is sent, so a rotated refresh token is never used twice (REF-04, SEC-06).
 func (rt *runtime) refreshSession(ctx context.Context, key string, force bool, seenAT, scope string) (*TokenSet, error) {
 	v, err, _ := rt.refresh.Do(key, func() (any, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
 		defer cancel()
+		if l := rt.c.Locker; l != nil {
+			unlock, err := l.Lock(fctx, refreshLockName(key), refreshTimeout)
+			if err != nil {
+				return nil, fmt.Errorf("launch: refresh lock: %w", err)
+			}
+			defer unlock()
+		}
 		ts, err := rt.sessions.Load(fctx, key)
 		if err != nil {
 			return nil, rt.reauth(fctx, key, err)
@@ -129,6 +141,13 @@ func (rt *runtime) refreshSession(ctx context.Context, key string, force bool, s
 		return nil, err
 	}
 	return v.(*TokenSet), nil
+}
+
+// refreshLockName names the cross-process lock of a launch's refresh: a hash of its key, which is a
+// bearer secret that a lock service has no need to see.
+func refreshLockName(key string) string {
+	h := sha256.Sum256([]byte(key))
+	return "launch-refresh:" + hex.EncodeToString(h[:])
 }
 
 // refreshTokens sends the refresh_token grant, authenticated like the code exchange (REF-01), and
@@ -182,6 +201,7 @@ func (rt *runtime) reauth(ctx context.Context, key string, cause error) error {
 // old one, an absent one keeps it (REF-03); launch context the response omits is kept, and a
 // different patient or encounter is taken and flagged (REF-05); an omitted scope keeps the granted
 // one; the identity stays that of the verified launch id_token (an unverified one is never used).
+// A different fhirContext is taken and flagged too.
 func mergeRefresh(old *TokenSet, tok *smart.Token) *TokenSet {
 	ts := *old
 	nt := *tok
@@ -194,7 +214,8 @@ func mergeRefresh(old *TokenSet, tok *smart.Token) *TokenSet {
 	}
 	nt.IDToken = ot.IDToken
 	lc := ot.LaunchContext
-	if (nt.Patient != "" && nt.Patient != lc.Patient) || (nt.Encounter != "" && nt.Encounter != lc.Encounter) {
+	if (nt.Patient != "" && nt.Patient != lc.Patient) || (nt.Encounter != "" && nt.Encounter != lc.Encounter) ||
+		(len(nt.FHIRContext) > 0 && !slices.EqualFunc(nt.FHIRContext, lc.FHIRContext, sameContextItem)) {
 		ts.ContextChanged = true
 	}
 	if nt.Patient != "" {
@@ -227,6 +248,12 @@ func mergeRefresh(old *TokenSet, tok *smart.Token) *TokenSet {
 	nt.LaunchContext = lc
 	ts.Token = &nt
 	return &ts
+}
+
+// sameContextItem compares two fhirContext items, the identifier by its JSON bytes.
+func sameContextItem(a, b smart.FHIRContextItem) bool {
+	return a.Reference == b.Reference && a.Canonical == b.Canonical && a.Type == b.Type && a.Role == b.Role &&
+		bytes.Equal(a.Identifier, b.Identifier)
 }
 
 func cloneWithRefresh(t *oauth2.Token, rt string) *oauth2.Token {

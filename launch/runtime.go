@@ -119,6 +119,7 @@ func newRuntime(c *Config) (*runtime, error) {
 	rt.clients = map[string]*http.Client{}
 	for n := range rt.policy.allowed {
 		hc := *base
+		hc.CheckRedirect = sameOriginRedirects(base.CheckRedirect)
 		if h := rt.policy.settings[n].Header; len(h) > 0 {
 			tr := hc.Transport
 			if tr == nil {
@@ -129,6 +130,21 @@ func newRuntime(c *Config) (*runtime, error) {
 		rt.clients[n] = &hc
 	}
 	return rt, nil
+}
+
+// sameOriginRedirects refuses a redirect to another origin (DISC-14), then applies the app's own
+// policy, if any. Discovery, JWK Sets and openid-configuration are fetched with it; token requests
+// follow no redirect at all, and the FHIR client of a Session only same-origin ones.
+func sameOriginRedirects(next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if err := httpx.SameOriginRedirects(req, via); err != nil {
+			return err
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		return nil
+	}
 }
 
 func orDefault(d, def time.Duration) time.Duration {

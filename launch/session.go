@@ -2,12 +2,13 @@ package launch
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"golang.org/x/oauth2"
 
 	"github.com/smartfhir/smartfhir/fhirclient"
 	"github.com/smartfhir/smartfhir/internal/httpx"
@@ -16,8 +17,8 @@ import (
 
 // Session is one completed launch as the app sees it during a request: the launch context, the
 // user, the granted scopes, and clients for the FHIR API whose token is refreshed as needed. Get it
-// with (*Config).Session(r), or FromRequest(r) behind (*Config).Require. Its fields are a snapshot
-// taken when it was loaded.
+// with (*Config).Session(r), or FromRequest(r) behind (*Config).Require; outside a browser request,
+// with (*Config).SessionByKey. Its fields are a snapshot taken when it was loaded.
 type Session struct {
 	// Handle names this launch among the browser's launches; pass it on in links (Link).
 	Handle string
@@ -47,8 +48,9 @@ type Session struct {
 	// Warnings lists tolerated deviations of the server (scope omitted, expires_in as a string…).
 	Warnings []string
 
+	// src holds the session key, a bearer secret (see Key); Format leaves rt and src out of fmt
+	// output.
 	rt  *runtime
-	key string
 	src *sessionSource
 }
 
@@ -59,7 +61,7 @@ func (rt *runtime) newSession(key, handle string, ts *TokenSet) *Session {
 		FHIRUser: ts.FHIRUser, FHIRUserLegacy: ts.FHIRUserLegacy, Subject: ts.Subject,
 		Scopes: t.GrantedScopes(), Expiry: t.Expiry, Refreshable: t.RefreshToken != "",
 		ContextChanged: ts.ContextChanged, AppData: ts.AppData, Warnings: t.Warnings,
-		rt: rt, key: key,
+		rt: rt,
 	}
 	s.src = rt.newSessionSource(key, ts)
 	return s
@@ -80,21 +82,7 @@ func (c *Config) Session(r *http.Request) (*Session, error) {
 	if sid == "" || !validHandle(handle) {
 		return nil, ErrNoSession
 	}
-	key := sessionKey(sid, handle)
-	ts, err := rt.sessions.Load(r.Context(), key)
-	if err != nil {
-		if errors.Is(err, ErrNoSession) {
-			return nil, ErrNoSession
-		}
-		return nil, fmt.Errorf("launch: session store: %w", err)
-	}
-	if ts.Browser != sid || ts.Token == nil {
-		return nil, ErrNoSession
-	}
-	if _, err := rt.policy.check(ts.Issuer); err != nil {
-		return nil, err
-	}
-	return rt.newSession(key, handle, ts), nil
+	return rt.load(r.Context(), sid, handle)
 }
 
 type ctxKey struct{}
@@ -153,11 +141,11 @@ func (s *Session) Refresh(ctx context.Context, scopes ...string) error {
 			return fmt.Errorf("%w: %w", ErrScopeNotGranted, err)
 		}
 	}
-	ts, err := s.rt.forceRefresh(ctx, s.key, strings.Join(scopes, " "))
+	ts, err := s.rt.forceRefresh(ctx, s.src.key, strings.Join(scopes, " "))
 	if err != nil {
 		return err
 	}
-	*s = *s.rt.newSession(s.key, s.Handle, ts)
+	*s = *s.rt.newSession(s.src.key, s.Handle, ts)
 	return nil
 }
 
@@ -173,9 +161,20 @@ func (s *Session) HTTPClient() *http.Client {
 	return &http.Client{Transport: t, CheckRedirect: httpx.SameOriginRedirects}
 }
 
+// TokenSource returns the launch's token source, for clients other than HTTPClient (another
+// OAuth 2.0 library, gRPC): it refreshes like Token, and also implements smart.ContextTokenSource
+// and smart.Invalidator (call Invalidate after a 401). Send its tokens to the FHIR base's origin
+// only (Issuer); smart.NewTransport enforces that.
+func (s *Session) TokenSource() oauth2.TokenSource { return s.src }
+
 // FHIRClient returns a FHIR client for the launch's FHIR base that authenticates with HTTPClient.
 func (s *Session) FHIRClient() (*fhirclient.Client, error) {
-	return fhirclient.NewClient(s.Issuer, s.HTTPClient())
+	c, err := fhirclient.NewClient(s.Issuer, s.HTTPClient())
+	if err != nil {
+		return nil, err
+	}
+	c.InsecureAllowHTTP = s.rt.c.InsecureAllowHTTP // else a plain-http issuer allowed by Config fails every request
+	return c, nil
 }
 
 // FHIRUserReference returns FHIRUser as a reference relative to the FHIR base ("Practitioner/123")
@@ -203,8 +202,8 @@ func (s *Session) FHIRUserReference() (ref string, ok bool) {
 // Logout deletes the launch's tokens from the store. The browser session cookie stays, so that the
 // browser's other launches go on.
 func (s *Session) Logout(ctx context.Context) error {
-	s.rt.invalid.Delete(s.key)
-	return s.rt.sessions.Delete(ctx, s.key)
+	s.rt.invalid.Delete(s.src.key)
+	return s.rt.sessions.Delete(ctx, s.src.key)
 }
 
 func (s *Session) normIssuer() string {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -92,8 +91,9 @@ func (s *serverSettings) trusted(cfg *smart.Configuration) []string {
 	return out
 }
 
-// launchConfig is the launch.Config of a CLI login: a standalone launch whose browser session lives
-// in the login store, so that later commands can resume it.
+// launchConfig is the launch.Config of a CLI login: a standalone launch whose tokens live in the
+// login store, where later commands resume it by its key (launch.Config.SessionByKey), refreshing it
+// under the store's lock.
 func launchConfig(s *serverSettings, cr credentials, st *loginStore, redirectURL string, scopes []string) *launch.Config {
 	return &launch.Config{
 		ClientID:          s.ClientID,
@@ -106,11 +106,11 @@ func launchConfig(s *serverSettings, cr credentials, st *loginStore, redirectURL
 		Issuers:           map[string]launch.IssuerSettings{s.FHIR: {Header: s.Header}},
 		InsecureAllowHTTP: s.InsecureHTTP,
 		SessionStore:      st.sessions,
-		// The cookie never reaches a browser: login adds it to the loopback callback itself, and
-		// later commands replay it from the encrypted index. Secure would only get in the way of
-		// that on plain-http loopback.
+		Locker:            st,
+		// The browser-session cookie lives only as long as the login command, which adds it to the
+		// loopback callback itself (its keys are random per process). Secure would only get in the
+		// way of that on plain-http loopback.
 		Cookie:     launch.CookieOptions{Name: "smartfhir_cli", InsecureNoSecure: true},
-		CookieKeys: st.cookieKeys,
 		HTTPClient: httpClient(),
 		SessionAge: loginLifetime,
 		LandingURL: "/done",
@@ -120,9 +120,15 @@ func launchConfig(s *serverSettings, cr credentials, st *loginStore, redirectURL
 // loginLifetime bounds a stored login; refresh tokens usually die sooner.
 const loginLifetime = 90 * 24 * time.Hour
 
-// resumeLogin loads the stored login of the settings' FHIR base and profile and returns its launch
-// session, whose tokens refresh as needed. errNoLogin means there is none.
+// resumeLogin is resumeLoginContext for callers without a context: loading a stored login reads
+// local files only, and the tokens refresh later with the context of each request.
 func (g *globals) resumeLogin(s *serverSettings) (*launch.Session, *loginRecord, *loginStore, error) {
+	return g.resumeLoginContext(context.Background(), s)
+}
+
+// resumeLoginContext loads the stored login of the settings' FHIR base and profile and returns its
+// launch session, whose tokens refresh as needed. errNoLogin means there is none.
+func (g *globals) resumeLoginContext(ctx context.Context, s *serverSettings) (*launch.Session, *loginRecord, *loginStore, error) {
 	dir, err := g.configDir()
 	if err != nil {
 		return nil, nil, nil, err
@@ -144,10 +150,7 @@ func (g *globals) resumeLogin(s *serverSettings) (*launch.Session, *loginRecord,
 		return nil, rec, st, err
 	}
 	cfg := launchConfig(ls, cr, st, rec.RedirectURL, strings.Fields(rec.Scope))
-	// launch finds a session by its browser cookie and handle: replay both, as the browser would.
-	req := &http.Request{Method: http.MethodGet, Header: http.Header{"Cookie": {rec.Cookie}},
-		URL: &url.URL{Path: "/", RawQuery: url.Values{launch.HandleParam: {rec.Handle}}.Encode()}}
-	sess, err := cfg.Session(req)
+	sess, err := cfg.SessionByKey(ctx, rec.Key) // a login stored before keys existed has none: ErrNoSession
 	if err != nil {
 		if errors.Is(err, launch.ErrNoSession) {
 			return nil, rec, st, fmt.Errorf("the stored login for %s has expired: run 'smartfhir login' again: %w", httpx.Redact(s.FHIR), errNoLogin)
@@ -172,22 +175,6 @@ func (s *serverSettings) forLogin(rec *loginRecord) (*serverSettings, error) {
 	return &ls, nil
 }
 
-// sessionSource adapts a launch session to oauth2.TokenSource (and smart.ContextTokenSource).
-type sessionSource struct {
-	ctx  context.Context
-	sess *launch.Session
-}
-
-func (s sessionSource) Token() (*oauth2.Token, error) { return s.TokenContext(s.ctx) }
-
-func (s sessionSource) TokenContext(ctx context.Context) (*oauth2.Token, error) {
-	t, err := s.sess.Token(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return t.Token, nil
-}
-
 // authn is how a command authenticates to a server.
 type authn struct {
 	kind string             // "login" (a stored login) or "backend" (client_credentials)
@@ -198,10 +185,10 @@ type authn struct {
 // authenticate picks the stored login for the settings' FHIR base and profile, else SMART Backend
 // Services with --client-id and --key (or plain OAuth client_credentials with a secret).
 func (g *globals) authenticate(ctx context.Context, s *serverSettings) (*authn, error) {
-	sess, _, _, err := g.resumeLogin(s)
+	sess, _, _, err := g.resumeLoginContext(ctx, s)
 	switch {
 	case err == nil:
-		return &authn{kind: "login", src: sessionSource{ctx, sess}, fhir: sess.HTTPClient()}, nil
+		return &authn{kind: "login", src: sess.TokenSource(), fhir: sess.HTTPClient()}, nil
 	case !errors.Is(err, errNoLogin):
 		return nil, err
 	}

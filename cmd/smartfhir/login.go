@@ -114,14 +114,14 @@ func runLogin(ctx context.Context, g *globals, port int, noBrowser bool) error {
 	}
 	redirectURL := fmt.Sprintf("http://127.0.0.1:%d/callback", ln.Addr().(*net.TCPAddr).Port)
 	lc := launchConfig(s, cr, st, redirectURL, scopes)
-	sess, cookie, err := g.awaitLogin(ctx, s, lc, ln, noBrowser)
+	sess, err := g.awaitLogin(ctx, s, lc, ln, noBrowser)
 	if err != nil {
 		return err
 	}
 	key := loginKey(s.FHIR, s.Profile)
 	if err := st.put(key, &loginRecord{
 		FHIR: s.FHIR, Profile: s.Profile, ClientID: s.ClientID, Auth: s.Auth, RedirectURL: redirectURL,
-		Scope: strings.Join(scopes, " "), Cookie: cookie, Handle: sess.Handle, TokenURL: cfg.TokenEndpoint,
+		Scope: strings.Join(scopes, " "), Key: sess.Key(), TokenURL: cfg.TokenEndpoint,
 		RevocationURL: cfg.RevocationEndpoint, IntrospectionURL: cfg.IntrospectionEndpoint, Created: time.Now().UTC(),
 	}); err != nil {
 		return err
@@ -130,10 +130,10 @@ func runLogin(ctx context.Context, g *globals, port int, noBrowser bool) error {
 }
 
 // awaitLogin serves the loopback redirect on ln, prints (and opens) the authorize URL, and waits
-// for the callback or ctx. It returns the completed launch and its session cookie. The launch package
-// does the protocol: PKCE S256, the single-use state, the RFC 9207 iss check, the code exchange and
-// the id_token verification. The listener is closed on return.
-func (g *globals) awaitLogin(ctx context.Context, s *serverSettings, lc *launch.Config, ln net.Listener, noBrowser bool) (*launch.Session, string, error) {
+// for the callback or ctx. It returns the completed launch. The launch package does the protocol:
+// PKCE S256, the single-use state bound to this command's browser session, the RFC 9207 iss check,
+// the code exchange and the id_token verification. The listener is closed on return.
+func (g *globals) awaitLogin(ctx context.Context, s *serverSettings, lc *launch.Config, ln net.Listener, noBrowser bool) (*launch.Session, error) {
 	defer ln.Close()
 	results := make(chan loginResult, 1)
 	notices := make(chan string, 8)
@@ -157,21 +157,22 @@ func (g *globals) awaitLogin(ctx context.Context, s *serverSettings, lc *launch.
 		send(loginResult{err: err})
 	}
 
-	// The command is the browser session: the launch's session cookie is set on a recorder here and
-	// added to the callback request below, so the authorize URL itself can be opened and printed.
+	// The command is the browser session: the launch binds its state to a session cookie, which is
+	// set on a recorder here and added to the callback request below, so that the authorize URL
+	// itself can be opened and printed. Later commands resume the login by its key instead.
 	rec := headerRecorder{}
 	redirectURL := lc.RedirectURL
 	start, err := http.NewRequestWithContext(ctx, http.MethodGet, redirectURL, nil)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	authURL, err := lc.AuthorizeURL(ctx, rec, start, launch.Request{Issuer: s.FHIR})
 	if err != nil {
-		return nil, "", fmt.Errorf("login: %w", err)
+		return nil, fmt.Errorf("login: %w", err)
 	}
 	cookie := sessionCookie((&http.Response{Header: http.Header(rec)}).Cookies(), "smartfhir_cli")
 	if cookie == "" {
-		return nil, "", errors.New("login: the launch set no session cookie")
+		return nil, errors.New("login: the launch set no session cookie")
 	}
 
 	mux := http.NewServeMux()
@@ -205,11 +206,11 @@ func (g *globals) awaitLogin(ctx context.Context, s *serverSettings, lc *launch.
 			g.warnf("%s", n)
 		case res := <-results:
 			if res.err != nil {
-				return nil, "", fmt.Errorf("login failed: %w", res.err)
+				return nil, fmt.Errorf("login failed: %w", res.err)
 			}
-			return res.sess, cookie, nil
+			return res.sess, nil
 		case <-ctx.Done():
-			return nil, "", fmt.Errorf("login: no redirect arrived at %s within --timeout %s (is that redirect URI registered for client %q?)", redirectURL, g.timeout, s.ClientID)
+			return nil, fmt.Errorf("login: no redirect arrived at %s within --timeout %s (is that redirect URI registered for client %q?)", redirectURL, g.timeout, s.ClientID)
 		}
 	}
 }

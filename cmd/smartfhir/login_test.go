@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/smartfhir/smartfhir/internal/sandbox"
@@ -236,5 +237,73 @@ func TestLoginConfidentialKey(t *testing.T) {
 	code, _, errOut := e.run("logout", "--fhir", e.fhir, "--key", keyFile)
 	if code != 0 || !strings.Contains(errOut, "revoked: refresh_token, access_token") {
 		t.Errorf("logout: exit %d: %s", code, errOut)
+	}
+
+	// Without the key nothing can be revoked, but the tokens are deleted all the same.
+	if code, _, errOut := e.run("login", "--fhir", e.fhir, "--client-id", c.ID, "--key", keyFile,
+		"--redirect-port", strconv.Itoa(port), "--timeout", "30s"); code != 0 {
+		t.Fatalf("second login: exit %d: %s", code, errOut)
+	}
+	code, _, errOut = e.run("logout", "--fhir", e.fhir)
+	if code != 0 || !strings.Contains(errOut, "not revoked") || !strings.Contains(errOut, "--key") {
+		t.Errorf("logout without the key: exit %d: %s", code, errOut)
+	}
+	if files, _ := os.ReadDir(filepath.Join(e.dir, loginDirName, "sessions")); len(files) != 0 {
+		t.Errorf("%d token files left after logout", len(files))
+	}
+}
+
+// TestLoginConcurrentCommands: commands started at once after the access token died refresh the
+// login once, under the store's lock file, and all use the new token; the sandbox would revoke the
+// login if a refresh token came twice (REF-04, SEC-06). The lock file is gone afterwards.
+func TestLoginConcurrentCommands(t *testing.T) {
+	t.Parallel()
+	e := newDevEnv(t, sandbox.Options{})
+	e.login()
+	patient := e.sb.Patients()[0].ID
+	for round := 1; round <= 2; round++ {
+		before := e.sb.Count("token_requests:refresh_token")
+		e.sb.ExpireAccessTokens()
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				if code, _, errOut := e.run("get", "Patient/"+patient, "--fhir", e.fhir, "--json"); code != 0 {
+					t.Errorf("round %d: get: exit %d: %s", round, code, errOut)
+				}
+			})
+		}
+		wg.Wait()
+		if n := e.sb.Count("token_requests:refresh_token") - before; n != 1 {
+			t.Errorf("round %d: %d refresh requests from 4 commands, want 1", round, n)
+		}
+	}
+	locks, _ := os.ReadDir(filepath.Join(e.dir, loginDirName, "locks"))
+	if len(locks) != 0 {
+		t.Errorf("%d lock files left", len(locks))
+	}
+}
+
+// TestLoginStoredWithoutKey: a login stored by an older smartfhir (a cookie and handle, no key)
+// is reported as expired with what to do, not as an error of the store.
+func TestLoginStoredWithoutKey(t *testing.T) {
+	t.Parallel()
+	e := newDevEnv(t, sandbox.Options{})
+	e.login()
+	st, err := openLoginStore(e.dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := loginKey(e.fhir, "")
+	rec, err := st.get(key)
+	if err != nil || rec.Key == "" {
+		t.Fatalf("stored login: %+v, %v", rec, err)
+	}
+	rec.Key = ""
+	if err := st.put(key, rec); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := e.run("search", "Patient", "--fhir", e.fhir)
+	if code != exitFail || !strings.Contains(errOut, "has expired: run 'smartfhir login' again") {
+		t.Errorf("search with a keyless login: exit %d: %s", code, errOut)
 	}
 }

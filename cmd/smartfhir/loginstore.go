@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,10 +16,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/smartfhir/smartfhir/internal/httpx"
 	"github.com/smartfhir/smartfhir/launch"
+	"github.com/smartfhir/smartfhir/smart"
 )
 
 // Stored logins (CONV-6, SEC-07) live in <config dir>/logins:
@@ -25,8 +29,10 @@ import (
 //	key        32 random bytes (0600), made by the first login; every key below is derived from it
 //	           with HKDF-SHA256
 //	sessions/  the token sets, one AES-256-GCM file each (launch.FileSessionStore)
-//	index      which login is which: FHIR base and profile name -> the launch's handle and session
-//	           cookie, AES-256-GCM
+//	index      which login is which: FHIR base and profile name -> the launch's session key (a bearer
+//	           secret: launch.Session.Key), AES-256-GCM
+//	locks/     a lock file while a command refreshes a login, so that two commands never redeem one
+//	           refresh token (REF-04)
 //
 // The key lies beside the data it protects. The encryption keeps tokens out of backups, search
 // indexes and an accidental cat; it cannot hide them from someone who can read your files as you,
@@ -44,16 +50,16 @@ const (
 var errNoLogin = errors.New("not logged in")
 
 // loginRecord describes one stored login. The tokens themselves are in the session store; the
-// record holds what finds them (cookie and handle) and what logout and refresh need.
+// record holds what finds them (the launch's key) and what logout and refresh need.
 type loginRecord struct {
-	FHIR             string    `json:"fhir"`
-	Profile          string    `json:"profile,omitempty"`
-	ClientID         string    `json:"client_id"`
-	Auth             string    `json:"auth"`
-	RedirectURL      string    `json:"redirect_url"`
-	Scope            string    `json:"scope"`
-	Cookie           string    `json:"cookie"` // the launch's browser-session cookie, name=value
-	Handle           string    `json:"handle"`
+	FHIR        string `json:"fhir"`
+	Profile     string `json:"profile,omitempty"`
+	ClientID    string `json:"client_id"`
+	Auth        string `json:"auth"`
+	RedirectURL string `json:"redirect_url"`
+	Scope       string `json:"scope"`
+	// Key resumes the launch (launch.Config.SessionByKey). It is a bearer secret, like the tokens.
+	Key              string    `json:"key"`
 	TokenURL         string    `json:"token_url,omitempty"`
 	RevocationURL    string    `json:"revocation_url,omitempty"`
 	IntrospectionURL string    `json:"introspection_url,omitempty"`
@@ -62,10 +68,9 @@ type loginRecord struct {
 
 // loginStore is the directory of stored logins.
 type loginStore struct {
-	dir        string
-	sessions   *launch.FileSessionStore
-	cookieKeys [][]byte
-	index      cipher.AEAD
+	dir      string
+	sessions *launch.FileSessionStore
+	index    cipher.AEAD
 }
 
 // openLoginStore opens the store under configDir. With create it makes the directory and the key
@@ -95,12 +100,7 @@ func openLoginStore(configDir string, create bool) (*loginStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("login store: %w", err)
 	}
-	return &loginStore{
-		dir:        dir,
-		sessions:   sessions,
-		cookieKeys: [][]byte{derive("cookie hash", 32), derive("cookie encryption", 32)},
-		index:      aead,
-	}, nil
+	return &loginStore{dir: dir, sessions: sessions, index: aead}, nil
 }
 
 // readLoginKey reads dir/key, creating dir (0700) and the key (0600, 32 random bytes) when create.
@@ -244,4 +244,42 @@ func (st *loginStore) remove(key string) error {
 	}
 	delete(m, key)
 	return st.writeIndex(m)
+}
+
+var _ smart.Locker = (*loginStore)(nil)
+
+// Lock implements smart.Locker with a lock file in locks/, so that smartfhir commands running at
+// once refresh a login once: the first refreshes and stores the rotated tokens, the others wait and
+// use them (REF-04; a server that sees a refresh token twice revokes the login). A lock file older
+// than ttl was left by a command that died, and is taken over; a live holder never keeps it that
+// long, as its refresh is bounded by the same ttl.
+func (st *loginStore) Lock(ctx context.Context, name string, ttl time.Duration) (func(), error) {
+	dir := filepath.Join(st.dir, "locks")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("login store: %w", err)
+	}
+	h := sha256.Sum256([]byte(name))
+	path := filepath.Join(dir, hex.EncodeToString(h[:]))
+	pause := 5 * time.Millisecond
+	for {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err == nil {
+			f.Close()
+			var once sync.Once
+			return func() { once.Do(func() { _ = os.Remove(path) }) }, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("login store: lock: %w", err)
+		}
+		if fi, err := os.Stat(path); err == nil && time.Since(fi.ModTime()) > ttl {
+			_ = os.Remove(path) // stale: its holder died
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("login store: waiting for another smartfhir command to refresh the login: %w", ctx.Err())
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 100*time.Millisecond)
+	}
 }

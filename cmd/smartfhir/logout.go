@@ -61,10 +61,15 @@ func runLogout(ctx context.Context, g *globals) error {
 	}
 
 	revoked := "not revoked: the server advertises no revocation_endpoint"
-	sess, _, _, rerr := g.resumeLogin(s)
+	sess, _, _, rerr := g.resumeLoginContext(ctx, s)
 	switch {
 	case rerr != nil:
 		revoked = "not revoked: " + rerr.Error()
+		if rec.Key != "" { // the tokens go anyway (a login that has expired, a missing --key)
+			if err := st.sessions.Delete(ctx, rec.Key); err != nil {
+				g.warnf("deleting the tokens: %v", err)
+			}
+		}
 	case rec.RevocationURL != "":
 		ls, err := s.forLogin(rec)
 		if err != nil {
