@@ -32,6 +32,8 @@ type exportOptions struct {
 	keepJob      bool
 	parallel     int
 	validate     bool
+	filter       bool
+	checkCaps    bool
 }
 
 // newExportCmd is 'smartfhir export' (CONV-6): a Bulk Data export into a directory.
@@ -53,6 +55,11 @@ transactionTime of an earlier export in DIR (incremental exports).
 
 If the command stops (Ctrl-C, a crash, a network failure), run it again with --resume DIR: it
 carries on polling the same job and downloads only what is missing.
+
+Servers may ignore --type-filter (_typeFilter is optional for them): the command re-applies the
+common search parameters itself and warns about resources that do not match; --filter drops them.
+Before the kick-off it reads the server's CapabilityStatement and refuses an export level it does
+not declare (--check-capabilities=false skips this).
 
 Authentication is as for 'smartfhir get': usually a backend service with --client-id and --key.
 
@@ -85,7 +92,9 @@ Authentication is as for 'smartfhir get': usually a backend service with --clien
 	f.StringVar(&o.resume, "resume", "", "resume the export recorded in this directory")
 	f.BoolVar(&o.keepJob, "keep-job", false, "do not delete the job on the server when done")
 	f.IntVar(&o.parallel, "parallel", bulk.DefaultParallel, "concurrent downloads (1-32)")
-	f.BoolVar(&o.validate, "validate", true, "check that every line is a JSON object of its file's resource type")
+	f.BoolVar(&o.validate, "validate", true, "check that every line is a JSON object of its file's resource type, and count resources that do not match --type-filter")
+	f.BoolVar(&o.filter, "filter", false, "drop resources that do not match --type-filter (servers may ignore _typeFilter)")
+	f.BoolVar(&o.checkCaps, "check-capabilities", true, "read the server's CapabilityStatement first and refuse an export it does not declare")
 	return cmd
 }
 
@@ -174,7 +183,8 @@ func runExport(ctx context.Context, g *globals, o *exportOptions) error {
 	c.UserAgent = "smartfhir-cli"
 
 	disp := newExportDisplay(g)
-	e := &bulk.Exporter{Client: c, Dir: o.out, Parallel: o.parallel, Validate: o.validate, KeepJob: o.keepJob, OnEvent: disp.event}
+	e := &bulk.Exporter{Client: c, Dir: o.out, Parallel: o.parallel, Validate: o.validate, Filter: o.filter,
+		CheckCapabilities: o.checkCaps, KeepJob: o.keepJob, OnEvent: disp.event}
 	var res *bulk.Result
 	if o.resume != "" {
 		e.Dir = o.resume
@@ -198,6 +208,8 @@ func exportError(err error, dir string) error {
 	switch {
 	case errors.As(err, &ra):
 		hint = fmt.Sprintf("the server is busy or another export of this client is still running (Epic allows one at a time): try again after %s, or delete the other job", ra.At.Local().Format(time.RFC3339))
+	case errors.Is(err, bulk.ErrNotSupported):
+		hint = "if the server's CapabilityStatement is wrong, run again with --check-capabilities=false"
 	case errors.Is(err, bulk.ErrDirInUse):
 		hint = "choose a new --out directory, or carry on with --resume " + dir
 	case errors.Is(err, bulk.ErrUntrustedOrigin):
@@ -235,16 +247,25 @@ func (d *exportDisplay) result(res *bulk.Result, dir string, keepJob bool) error
 			Resources       int64    `json:"resources"`
 			Bytes           int64    `json:"bytes"`
 			Outcomes        int64    `json:"outcomes"`
+			Mismatches      int64    `json:"typeFilterMismatches,omitempty"`
+			Dropped         int64    `json:"typeFilterDropped,omitempty"`
 			Issues          []string `json:"issues,omitempty"`
 			TransactionTime string   `json:"transactionTime"`
 			JobDeleted      bool     `json:"jobDeleted"`
 			Seconds         float64  `json:"seconds"`
-		}{"result", dir, len(res.Files), res.Resources, res.Bytes, res.Outcomes, res.Issues, res.TransactionTime, res.JobDeleted, res.Duration.Seconds()})
+		}{"result", dir, len(res.Files), res.Resources, res.Bytes, res.Outcomes, res.Mismatches, res.Dropped, res.Issues,
+			res.TransactionTime, res.JobDeleted, res.Duration.Seconds()})
 	}
 	w := d.g.stdout
 	fmt.Fprintf(w, "Exported %d resources (%s) in %d files to %s in %s.\n", res.Resources, humanBytes(res.Bytes), len(res.Files), dir, res.Duration.Round(time.Second))
 	if res.TransactionTime != "" {
 		fmt.Fprintf(w, "transactionTime %s: for the changes since, run again with --since %s\n", safe(res.TransactionTime), safe(res.TransactionTime))
+	}
+	switch {
+	case res.Dropped > 0:
+		fmt.Fprintf(w, "%d resources did not match --type-filter (the server may have ignored it) and were dropped (--filter).\n", res.Dropped)
+	case res.Mismatches > 0:
+		fmt.Fprintf(w, "%d resources do not match --type-filter (the server may have ignored it); they were kept: run with --filter to drop them.\n", res.Mismatches)
 	}
 	if res.Outcomes > 0 {
 		fmt.Fprintf(w, "The server reported %d OperationOutcome(s) in %s/error/ (partial success):\n", res.Outcomes, dir)

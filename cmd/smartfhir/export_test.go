@@ -4,6 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -266,5 +271,74 @@ func TestExportCommandNoDefaultTimeout(t *testing.T) { // an export may take hou
 	_ = root.Execute() // fails fast (no --fhir) after the flags are settled
 	if g.timeout != 0 {
 		t.Errorf("timeout = %v, want none", g.timeout)
+	}
+}
+
+func TestExportCommandTypeFilterIgnored(t *testing.T) { // BULK-08: the sandbox ignores _typeFilter
+	t.Parallel()
+	srv, env := exportSandbox(t, 8)
+	args := []string{"--type", "Patient,Observation", "--type-filter", "Observation?category=vital-signs&date=ge2022-01-01"}
+	srv.Fault("bulk_ignore_typefilter", 1)
+	code, stdout, stderr := exportRun(t, env, append(args, "--out", filepath.Join(t.TempDir(), "warn"))...)
+	if code != exitOK || !strings.Contains(stderr, "do not match the _typeFilter") || !strings.Contains(stdout, "run with --filter to drop them") {
+		t.Fatalf("warn: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	srv.Fault("bulk_ignore_typefilter", 1)
+	out := filepath.Join(t.TempDir(), "drop")
+	code, stdout, stderr = exportRun(t, env, append(args, "--filter", "--json", "--out", out)...)
+	if code != exitOK {
+		t.Fatalf("--filter: exit %d: %s", code, stderr)
+	}
+	var result struct {
+		Event      string
+		Mismatches int64 `json:"typeFilterMismatches"`
+		Dropped    int64 `json:"typeFilterDropped"`
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &result); err != nil || result.Event != "result" || result.Dropped == 0 || result.Dropped != result.Mismatches {
+		t.Errorf("result %+v (%v): %s", result, err, lines[len(lines)-1])
+	}
+	files, _ := filepath.Glob(filepath.Join(out, "Observation*.ndjson"))
+	for _, name := range files {
+		b, _ := os.ReadFile(name)
+		if bytes.Contains(b, []byte(`"code":"laboratory"`)) {
+			t.Errorf("%s holds a laboratory Observation after --filter", name)
+		}
+	}
+}
+
+func TestExportCommandCapabilityCheck(t *testing.T) { // BULK-34: on by default in the CLI
+	t.Parallel()
+	srv, env := exportSandbox(t, 3)
+	// The sandbox declares all three levels: a group export passes the check.
+	code, _, stderr := exportRun(t, env, "--group", "diabetes-registry", "--out", filepath.Join(t.TempDir(), "g"))
+	if code != exitOK {
+		t.Fatalf("group export on the sandbox: exit %d: %s", code, stderr)
+	}
+	// The same server behind a proxy whose CapabilityStatement declares system export only.
+	target, _ := url.Parse(srv.URL)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/fhir/metadata" {
+			w.Header().Set("Content-Type", "application/fhir+json")
+			w.Write([]byte(`{"resourceType":"CapabilityStatement","rest":[{"mode":"server","operation":[{"name":"export","definition":"http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"}]}]}`))
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	env2 := maps.Clone(env)
+	env2["SMARTFHIR_FHIR"] = front.URL + "/fhir"
+	out := filepath.Join(t.TempDir(), "refused")
+	code, _, stderr = exportRun(t, env2, "--group", "diabetes-registry", "--out", out)
+	if code != exitFail || !strings.Contains(stderr, "no group-level export") || !strings.Contains(stderr, "--check-capabilities=false") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("output directory created: %v", err)
+	}
+	code, _, stderr = exportRun(t, env2, "--group", "diabetes-registry", "--out", out, "--check-capabilities=false")
+	if code != exitOK {
+		t.Errorf("--check-capabilities=false: exit %d: %s", code, stderr)
 	}
 }

@@ -32,10 +32,15 @@ func benchExport(b *testing.B, mb int64) {
 	perPatient := bytesPerPatient(b)
 	patients := int(max(1, (mb<<20)/perPatient))
 	e := newSandboxEnv(b, patients, sandbox.FHIRSettings{ExportDuration: -1}, time.Second)
+	// The last case re-applies a _typeFilter the server ignores (BULK-08): every Observation and
+	// Condition line is evaluated on the client, the others only validated.
+	filters := []string{"Observation?category=vital-signs&date=ge2022-01-01", "Condition?clinical-status=active"}
 	for _, tt := range []struct {
 		name           string
 		gzip, validate bool
-	}{{"gzip,validate", true, true}, {"gzip", true, false}, {"identity,validate", false, true}} {
+		typeFilters    []string
+	}{{"gzip,validate", true, true, nil}, {"gzip", true, false, nil}, {"identity,validate", false, true, nil},
+		{"gzip,validate,typefilter-ignored", true, true, filters}} {
 		b.Run(tt.name, func(b *testing.B) {
 			c := *e.c
 			c.DisableCompression = !tt.gzip
@@ -44,9 +49,15 @@ func benchExport(b *testing.B, mb int64) {
 			b.ResetTimer()
 			for range b.N {
 				x := &Exporter{Client: &c, Dir: filepath.Join(b.TempDir(), "out"), Validate: tt.validate}
-				res, err := x.Start(b.Context(), ExportRequest{})
+				if tt.typeFilters != nil {
+					e.srv.Fault("bulk_ignore_typefilter", 1)
+				}
+				res, err := x.Start(b.Context(), ExportRequest{TypeFilters: tt.typeFilters})
 				if err != nil {
 					b.Fatal(err)
+				}
+				if tt.typeFilters != nil && res.Mismatches == 0 {
+					b.Fatal("the filter was not re-applied")
 				}
 				total = res.Bytes
 				b.StopTimer()

@@ -28,6 +28,8 @@ const (
 	DefaultMaxDownloadRetries  = 5                // attempts per file without progress
 	DefaultMaxCompressionRatio = 200              // decoded/compressed bytes of a gzip body
 	DefaultMaxLine             = httpx.MaxNDJSONLine
+	DefaultMaxBlock            = 256 << 20 // resources of one organised-output block held in memory
+	DefaultMaxAttachment       = 1 << 30   // one attachment body
 )
 
 // Client talks to one FHIR server's Bulk Data endpoints. Build it with NewClient, then adjust its
@@ -74,6 +76,11 @@ type Client struct {
 	MaxCompressionRatio int64
 	// MaxLine bounds one NDJSON line (default 64 MiB; a 5 MB Binary line is normal).
 	MaxLine int64
+	// MaxBlock bounds the bytes of one organised-output block, which Blocks holds in memory
+	// (default 256 MiB).
+	MaxBlock int64
+	// MaxAttachment bounds one attachment body fetched by FetchAttachment (default 1 GiB).
+	MaxAttachment int64
 	// DisableCompression asks for files uncompressed (Accept-Encoding: identity) instead of gzip:
 	// for fast local links where CPU, not bandwidth, is the bottleneck. gzip bodies are still
 	// decoded if a server sends them anyway.
@@ -205,6 +212,9 @@ func (c *Client) resolveTokenURL(ref *url.URL, s, what string) (*url.URL, error)
 // maxHops bounds redirects followed by one request.
 const maxHops = 5
 
+// errTooManyRedirects ends a request that was redirected more than maxHops times.
+var errTooManyRedirects = fmt.Errorf("bulk: more than %d redirects", maxHops)
+
 // do sends one request. With auth it uses HTTPClient, which the caller has checked may receive the
 // token (checkTokenURL); redirects are followed only within trusted origins, and a redirect
 // elsewhere is returned to the caller as a 3xx (see get). Without auth it uses PlainClient, and
@@ -251,7 +261,7 @@ func (c *Client) client(auth bool) *http.Client {
 	if auth {
 		hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 			if len(via) >= maxHops {
-				return fmt.Errorf("bulk: more than %d redirects", maxHops)
+				return errTooManyRedirects
 			}
 			if httpx.CheckURL(req.URL, c.InsecureAllowHTTP) != nil || !c.trusted(req.URL) {
 				return http.ErrUseLastResponse // the caller decides; the token never follows
@@ -261,7 +271,7 @@ func (c *Client) client(auth bool) *http.Client {
 	} else {
 		hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 			if len(via) >= maxHops {
-				return fmt.Errorf("bulk: more than %d redirects", maxHops)
+				return errTooManyRedirects
 			}
 			return httpx.CheckURL(req.URL, c.InsecureAllowHTTP)
 		}

@@ -3,6 +3,8 @@
 //
 // Specifications:
 //   - Bulk Data Access 3.0.0 (STU3), export: https://hl7.org/fhir/uv/bulkdata/STU3/export.html
+//     (sections "_typeFilter Query Parameter", "Server Capability Documentation", "Bulk Data
+//     Output File Organization", "Attachments")
 //   - Bulk Data Access 2.0.0: https://hl7.org/fhir/uv/bulkdata/STU2/export.html
 //   - Bulk Data Access 1.0.0: https://hl7.org/fhir/uv/bulkdata/STU1/export.html
 //   - FHIR Asynchronous Request Pattern (4.0.0 ballot): https://build.fhir.org/ig/HL7/bulk-data/
@@ -19,6 +21,15 @@
 //     gzip, byte-range resume, stall fail-over, per-line validation, the bulk-data-client
 //     log.ndjson, a resume state file, and DELETE of the job when done. [Client.Resources] and
 //     [Decode] stream one output file as raw or typed resources in constant memory.
+//
+// Around them: [Client.Capabilities] reads the CapabilityStatement so that an export the server
+// does not declare is refused before the kick-off (Exporter.CheckCapabilities, BULK-34);
+// [TypeFilter] re-applies a _typeFilter on the client, since servers may ignore it: the
+// Exporter's validation pass counts and reports the resources that do not match, or drops them
+// with Exporter.Filter (BULK-08); [Client.Blocks] and [Exporter.Blocks] read output organised by
+// a resource type (organizeOutputBy) as blocks, following continuesInFile across files (BULK-29);
+// [Client.FetchAttachment] fetches DocumentReference attachments ([AttachmentURLs]) with the
+// token only where it belongs (BULK-30).
 //
 // Security (CONVENTIONS.md CONV-1): the access token travels only to the FHIR base origin and to
 // Client.TrustedOrigins. A status URL, manifest page or token-protected file elsewhere is refused

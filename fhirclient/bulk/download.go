@@ -56,20 +56,8 @@ func (r *run) download(ctx context.Context, f *fileState) error {
 	}
 	defer fh.Close()
 
-	want := ""
-	if r.e.Validate && r.st.OutputOrganizedBy == "" {
-		want = f.Type
-	}
-	var onLine func([]byte, int64) error
-	if r.e.Validate {
-		onLine = func(line []byte, n int64) error {
-			if err := checkResource(line, want); err != nil {
-				return &LineError{File: f.Name, Line: n, Err: err}
-			}
-			return nil
-		}
-	}
-	ls := newLineSplitter(intOr(r.c.MaxLine, DefaultMaxLine), onLine)
+	var mismatches int64
+	ls := newLineSplitter(intOr(r.c.MaxLine, DefaultMaxLine), r.lineCheck(f, &mismatches))
 	// Read back what an earlier run wrote, so counts and validation carry on from there.
 	offset, err := copyBody(ls, fh)
 	if err != nil {
@@ -124,7 +112,11 @@ func (r *run) download(ctx context.Context, f *fileState) error {
 	if err == nil {
 		err = fh.Close()
 	}
-	if err == nil {
+	kept, size, dropped := ls.lines, sink.bytes, false
+	if err == nil && mismatches > 0 && r.e.Filter {
+		kept, size, err = r.dropMismatches(path)
+		dropped = true
+	} else if err == nil {
 		err = os.Rename(path+partSuffix, path)
 	}
 	if err != nil {
@@ -132,11 +124,17 @@ func (r *run) download(ctx context.Context, f *fileState) error {
 	}
 
 	r.mu.Lock()
-	f.Done, f.Bytes, f.Resources = true, sink.bytes, ls.lines
+	f.Done, f.Bytes, f.Resources, f.Mismatches, f.Dropped = true, size, kept, mismatches, dropped
 	err = r.saveLocked()
 	r.mu.Unlock()
 	if err != nil {
 		return err
+	}
+	if dropped {
+		_ = os.Remove(path + partSuffix)
+	}
+	if mismatches > 0 {
+		r.reportMismatches(f)
 	}
 	r.log.write("download_complete", logDetail{"fileUrl": redactURLString(f.URL), "fileSize": f.Bytes, "resourceCount": f.Resources})
 	r.emit(Event{Kind: EventFileDone, File: r.fileEvent(f, f.Bytes, f.Resources)})

@@ -40,6 +40,13 @@ var (
 	// ErrStalled reports a download that received no byte for Client.StallTimeout. Downloads
 	// resume after a stall; the error surfaces only when the retries are used up.
 	ErrStalled = errors.New("bulk: download stalled")
+	// ErrNotSupported reports an export the server's CapabilityStatement says it does not support
+	// (BULK-34): a level it does not declare, or a resource type it marks operation-not-supported.
+	ErrNotSupported = errors.New("bulk: export not supported by the server")
+	// ErrBadBlock reports organised output whose blocks do not follow the specification
+	// (BULK-29): a resource before the first header, a continuation that does not continue, a
+	// block over the size limit.
+	ErrBadBlock = errors.New("bulk: invalid organised output")
 	// ErrDirInUse reports an output directory that already holds an export (Exporter.Start).
 	ErrDirInUse = errors.New("bulk: output directory already holds an export")
 )

@@ -46,5 +46,8 @@ type FileEvent struct {
 	Bytes     int64  `json:"bytes"`           // decoded bytes on disk so far
 	Resources int64  `json:"resources"`       // non-blank lines so far
 	Count     int64  `json:"count,omitempty"` // resources announced by the manifest, if any
-	Done      bool   `json:"done,omitempty"`  // on disk (in a Plan: by an earlier run)
+	// Mismatches counts resources that do not match the request's _typeFilter (BULK-08): the
+	// server may have ignored it. With Exporter.Filter they are not in the file (nor in Resources).
+	Mismatches int64 `json:"mismatches,omitempty"`
+	Done       bool  `json:"done,omitempty"` // on disk (in a Plan: by an earlier run)
 }

@@ -41,7 +41,7 @@ func ExampleParseManifest() {
 	fmt.Println(err)
 	// Output:
 	// 2024-01-01T00:00:00Z false Patient 2 OperationOutcome
-	// bulk: invalid manifest: output[0]: url: insecure or forbidden URL: "file:///etc/passwd" is not an absolute URL
+	// bulk: invalid manifest: output[0]: url: insecure or forbidden URL: scheme "file" is not allowed
 }
 
 func ExampleReadNDJSON() {
@@ -102,5 +102,63 @@ func ExampleClient_Kickoff() {
 			}
 			_ = c.Code
 		}
+	}
+}
+
+// Re-applying a _typeFilter on the client, for servers that ignore it (BULK-08).
+func ExampleTypeFilter() {
+	f, err := bulk.NewTypeFilter([]string{
+		"Observation?category=vital-signs&date=ge2024-01-01",
+		"Observation?patient=Patient/1", // a reference: not evaluated on the client
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("cannot evaluate:", f.Unsupported())
+	for _, line := range []string{
+		`{"resourceType":"Observation","category":[{"coding":[{"code":"vital-signs"}]}],"effectiveDateTime":"2024-03-01T10:00:00Z"}`,
+		`{"resourceType":"Observation","category":[{"coding":[{"code":"laboratory"}]}],"effectiveDateTime":"2024-03-01T10:00:00Z"}`,
+		`{"resourceType":"Patient"}`,
+	} {
+		fmt.Println(f.Match([]byte(line)))
+	}
+	// Output:
+	// cannot evaluate: [Observation.patient]
+	// true true
+	// true false
+	// true true
+}
+
+func ExampleCapabilities_Check() {
+	caps, err := bulk.ParseCapabilities([]byte(`{"resourceType":"CapabilityStatement","rest":[{"mode":"server",
+		"operation":[{"name":"export","definition":"http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"}],
+		"resource":[{"type":"Patient","operation":[{"name":"export","definition":"http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"}]}]}]}`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(caps.Levels)
+	_, err = caps.Check(bulk.ExportRequest{GroupID: "diabetes"})
+	fmt.Println(err)
+	// Output:
+	// [system patient]
+	// bulk: export not supported by the server: the server's CapabilityStatement declares no group-level export ([base]/Group/[id]/$export), only system, patient
+}
+
+func ExampleAttachmentURLs() {
+	doc := `{"resourceType":"DocumentReference","content":[{"attachment":{"contentType":"application/pdf","url":"https://ehr.example.org/fhir/Binary/1"}}]}`
+	fmt.Println(bulk.AttachmentURLs([]byte(doc)))
+	// Output:
+	// [https://ehr.example.org/fhir/Binary/1]
+}
+
+// Organised output (organizeOutputBy) read back as resource blocks, a block split across files
+// reassembled (BULK-29).
+func ExampleExporter_Blocks() {
+	x := &bulk.Exporter{Dir: "export"} // a finished export with OrganizeOutputBy: "Patient"
+	for b, err := range x.Blocks() {
+		if err != nil {
+			log.Fatal(err)
+		}
+		log.Printf("%s: %d resources", b.Reference, len(b.Resources))
 	}
 }

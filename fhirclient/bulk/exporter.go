@@ -43,8 +43,21 @@ type Exporter struct {
 	// Parallel is the number of concurrent downloads (default 5).
 	Parallel int
 	// Validate checks that every line is a JSON object of the file's resourceType (BULK-25).
-	// Without it lines are only counted and bounded by Client.MaxLine.
+	// Without it lines are only counted and bounded by Client.MaxLine. With a _typeFilter in the
+	// request, it also re-applies the filter on the client (BULK-08, see TypeFilter): servers may
+	// ignore _typeFilter. Resources that do not match are counted per file and reported with an
+	// EventWarning and a log.ndjson record (typefilter_mismatch); they stay in the files unless
+	// Filter is set.
 	Validate bool
+	// Filter drops the resources that do not match the request's _typeFilter from the files
+	// (implies the per-line pass of Validate for the filtered types). A resource the client
+	// cannot judge is always kept.
+	Filter bool
+	// CheckCapabilities reads the server's CapabilityStatement before the kick-off and refuses,
+	// with ErrNotSupported, an export level it does not declare or a resource type it marks
+	// operation-not-supported (BULK-34). A statement that cannot be read or says nothing lets the
+	// export go ahead, with an EventWarning.
+	CheckCapabilities bool
 	// KeepJob leaves the job on the server when the download is complete.
 	KeepJob bool
 	// OnEvent receives progress events. Calls are serialised; it must not block for long.
@@ -61,6 +74,8 @@ type Result struct {
 	Resources       int64       // resources in output files
 	Bytes           int64       // decoded bytes of output files
 	Outcomes        int64       // OperationOutcome resources in error files (BULK-27)
+	Mismatches      int64       // output resources that do not match the _typeFilter (BULK-08)
+	Dropped         int64       // of those, removed from the files (Exporter.Filter)
 	Issues          []string    // the first few issues of those, sanitised
 	JobDeleted      bool
 	Duration        time.Duration
@@ -76,6 +91,7 @@ type run struct {
 	mu      sync.Mutex // guards st, the state file and refetch
 	st      *exportState
 	refetch map[int]*Manifest // manifest pages re-fetched after an expired link
+	filter  *TypeFilter       // the request's _typeFilter, when the per-line pass checks it
 	emitMu  sync.Mutex        // serialises OnEvent
 	started time.Time
 }
@@ -88,6 +104,13 @@ func (e *Exporter) Start(ctx context.Context, req ExportRequest) (*Result, error
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
+	var warnings []string
+	if e.CheckCapabilities {
+		var err error
+		if warnings, err = e.checkCapabilities(ctx, req); err != nil {
+			return nil, err
+		}
+	}
 	if err := prepareDir(e.Dir); err != nil {
 		return nil, err
 	}
@@ -99,6 +122,9 @@ func (e *Exporter) Start(ctx context.Context, req ExportRequest) (*Result, error
 		return nil, err
 	}
 	defer r.close()
+	for _, w := range warnings {
+		r.emit(Event{Kind: EventWarning, Message: w})
+	}
 	job, err := e.Client.Kickoff(ctx, req)
 	r.logKickoff(job, req, err)
 	if err != nil {
@@ -225,6 +251,7 @@ func (r *run) finish(res *Result, err error) (*Result, error) {
 
 // exec is the common body of Start and Resume once a job exists.
 func (r *run) exec(ctx context.Context) (*Result, error) {
+	r.setupFilter()
 	if !r.st.Planned {
 		if err := r.awaitManifest(ctx); err != nil {
 			return nil, err
@@ -395,6 +422,9 @@ func (r *run) downloadAll(ctx context.Context) error {
 	for _, f := range r.st.Files {
 		if !f.Done {
 			pending = append(pending, f)
+		} else if f.Dropped {
+			// A crash after the state update may have left the unfiltered download behind.
+			_ = os.Remove(filepath.Join(r.e.Dir, filepath.FromSlash(f.Name)) + partSuffix)
 		}
 	}
 	// Check every token rule before the first byte moves (BULK-23, CONV-1).
@@ -439,6 +469,10 @@ func (r *run) result() *Result {
 		case KindOutput:
 			res.Resources += f.Resources
 			res.Bytes += f.Bytes
+			res.Mismatches += f.Mismatches
+			if f.Dropped {
+				res.Dropped += f.Mismatches
+			}
 		case KindError:
 			res.Outcomes += f.Resources
 		}

@@ -11,7 +11,8 @@ import (
 // exportLog appends records in the bulk-data-client export log format ("Bulk Data Export Log
 // Items": one JSON object per line with exportId, timestamp, eventId and eventDetail) to
 // log.ndjson. Event ids: kickoff, status_progress, status_error, status_complete,
-// manifest_complete, download_request, download_complete, download_error, export_complete. File
+// manifest_complete, download_request, download_complete, download_error, export_complete; and
+// two of ours (BULK-08): typefilter_unsupported and typefilter_mismatch. File
 // URLs are logged without their query (pre-signed URLs carry signatures); no token is ever logged.
 type exportLog struct {
 	mu  sync.Mutex

@@ -50,6 +50,7 @@ type fake struct {
 	gzip          bool // serve gzip when asked
 	noRange       bool // ignore Range headers
 	manifestExtra func(m map[string]any)
+	metadata      []byte // the CapabilityStatement at [base]/metadata (nil: 404)
 	kickoffHook   func(w http.ResponseWriter, r *http.Request, n int) bool
 	statusHook    func(w http.ResponseWriter, r *http.Request, n int) bool
 	fileHook      func(w http.ResponseWriter, r *http.Request, name string, n int) bool
@@ -137,6 +138,13 @@ func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case strings.HasPrefix(p, "/files/"):
 		f.serveFile(w, r)
+	case p == "/fhir/metadata":
+		if f.metadata == nil {
+			writeOutcome(w, http.StatusNotFound, "not-found", "no metadata")
+			return
+		}
+		w.Header().Set("Content-Type", "application/fhir+json")
+		w.Write(f.metadata)
 	case strings.HasSuffix(p, "/$export"):
 		n := int(f.kickoffs.Add(1))
 		body := new(bytes.Buffer)

@@ -21,9 +21,10 @@ import (
 
 // target is one file to download.
 type target struct {
-	url  *url.URL
-	auth bool   // send the access token (requiresAccessToken and a trusted origin)
-	name string // for messages: a local file name or the URL without its query
+	url        *url.URL
+	auth       bool   // send the access token (requiresAccessToken and a trusted origin)
+	name       string // for messages: a local file name or the URL without its query
+	attachment bool   // any media type (BULK-30), not NDJSON
 }
 
 // fileTarget applies BULK-23 and CONV-1 to a manifest file: with requiresAccessToken the URL must
@@ -48,8 +49,9 @@ func (c *Client) fileTarget(m *Manifest, f File) (target, error) {
 
 // fetchHooks report what the download engine does; every field may be nil.
 type fetchHooks struct {
-	retry func(err error, wait time.Duration) // before waiting for a retry
-	warn  func(msg string)                    // non-fatal oddities (Content-Type)
+	retry       func(err error, wait time.Duration) // before waiting for a retry
+	warn        func(msg string)                    // non-fatal oddities (Content-Type)
+	contentType func(ct string)                     // the Content-Type of each body taken
 }
 
 // errRangeIgnored means the server did not honour a Range request on the identity encoding; the
@@ -132,6 +134,9 @@ var errPermanent = errors.New("bulk: download failed")
 func (c *Client) fetchOnce(ctx context.Context, t target, offset int64, noRange *bool, w io.Writer, h fetchHooks) (int64, error) {
 	useRange := offset > 0 && !*noRange
 	hdr := http.Header{"Accept": {"application/fhir+ndjson"}}
+	if t.attachment {
+		hdr.Set("Accept", "*/*")
+	}
 	if useRange {
 		// Resume on the decoded offset: ask for the identity encoding, whose byte ranges are the
 		// decoded bytes we already hold (see the package doc).
@@ -189,7 +194,11 @@ func (c *Client) fetchOnce(ctx context.Context, t target, offset int64, noRange 
 	default:
 		return 0, fmt.Errorf("bulk: download %s: %w", t.name, fhirclient.CheckResponse(resp))
 	}
-	if err := checkNDJSONType(resp.Header.Get("Content-Type"), h.warn, t.name); err != nil {
+	if t.attachment {
+		if h.contentType != nil {
+			h.contentType(resp.Header.Get("Content-Type"))
+		}
+	} else if err := checkNDJSONType(resp.Header.Get("Content-Type"), h.warn, t.name); err != nil {
 		return 0, err
 	}
 

@@ -256,6 +256,11 @@ func isNetworkError(err error) bool {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
+	// A redirect refused by CONV-1 or one too many arrives as a *url.Error, a net.Error: it is
+	// not a passing failure.
+	if errors.Is(err, httpx.ErrInsecureURL) || errors.Is(err, errTooManyRedirects) {
+		return false
+	}
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
 		return false

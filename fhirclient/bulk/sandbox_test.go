@@ -169,7 +169,7 @@ func TestSandboxFaults(t *testing.T) { // BULK-02…31 against the sandbox's fau
 	}
 	for _, name := range sandbox.FaultNames() {
 		if strings.HasPrefix(name, "bulk_") || strings.HasPrefix(name, "manifest_") || strings.HasPrefix(name, "file_") {
-			// bulk_status_429 and file_slow have their own tests; bulk_ignore_typefilter is BULK-08 (not done).
+			// bulk_status_429, file_slow and bulk_ignore_typefilter (BULK-08) have their own tests.
 			if !known[name] && name != "bulk_ignore_typefilter" && name != "file_slow" && name != "bulk_status_429" {
 				t.Errorf("sandbox fault %s has no case here", name)
 			}
@@ -201,6 +201,19 @@ func wantOK(t *testing.T, e *sandboxEnv, res *Result, events []Event, dir string
 	if res.Resources == 0 || !res.JobDeleted {
 		t.Errorf("result %+v", res)
 	}
+	n := map[string]int64{}
+	forEachOutput(t, dir, res, func(f FileEvent, _ json.RawMessage) { n[f.Name]++ })
+	for _, f := range res.Files {
+		if f.Kind == KindOutput && n[f.Name] != f.Resources {
+			t.Errorf("%s: %d resources on disk, %d reported", f.Name, n[f.Name], f.Resources)
+		}
+	}
+}
+
+// forEachOutput calls fn on every resource of the export's output files in dir, checked to be of
+// the file's type.
+func forEachOutput(t *testing.T, dir string, res *Result, fn func(FileEvent, json.RawMessage)) {
+	t.Helper()
 	for _, f := range res.Files {
 		if f.Kind != KindOutput {
 			continue
@@ -209,17 +222,13 @@ func wantOK(t *testing.T, e *sandboxEnv, res *Result, events []Event, dir string
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := int64(0)
-		for _, err := range ReadNDJSON(fh, f.Type, f.Name) {
+		for raw, err := range ReadNDJSON(fh, f.Type, f.Name) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			n++
+			fn(f, raw)
 		}
 		fh.Close()
-		if n != f.Resources {
-			t.Errorf("%s: %d resources on disk, %d reported", f.Name, n, f.Resources)
-		}
 	}
 }
 

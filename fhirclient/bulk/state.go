@@ -60,10 +60,16 @@ type fileState struct {
 	Done      bool   `json:"done,omitempty"`
 	Bytes     int64  `json:"bytes,omitempty"`
 	Resources int64  `json:"resources,omitempty"`
+	// Mismatches counts the resources that do not match the _typeFilter (BULK-08); Dropped says
+	// they were removed from the file (Exporter.Filter).
+	Mismatches int64 `json:"mismatches,omitempty"`
+	Dropped    bool  `json:"dropped,omitempty"`
+	// Continues is the local name of the file this one's last block continues in (BULK-29).
+	Continues string `json:"continues,omitempty"`
 }
 
 func (f *fileState) event() *FileEvent {
-	e := &FileEvent{Kind: f.Kind, Type: f.Type, Name: f.Name, Bytes: f.Bytes, Resources: f.Resources, Done: f.Done}
+	e := &FileEvent{Kind: f.Kind, Type: f.Type, Name: f.Name, Bytes: f.Bytes, Resources: f.Resources, Mismatches: f.Mismatches, Done: f.Done}
 	if f.Count != nil {
 		e.Count = *f.Count
 	}
@@ -118,6 +124,7 @@ func writeFileAtomic(dir, name string, b []byte) error {
 // come only from validated type names, never from server paths.
 func planFiles(pages []*Manifest) ([]*fileState, error) {
 	var files []*fileState
+	continues := map[*fileState]string{} // organised output: continuesInFile URLs (BULK-29)
 	for p, m := range pages {
 		for _, set := range []struct {
 			kind  string
@@ -131,7 +138,11 @@ func planFiles(pages []*Manifest) ([]*fileState, error) {
 				if !ValidType(base) {
 					return nil, fmt.Errorf("%w: %s[%d] has no usable type", ErrBadManifest, set.kind, i)
 				}
-				files = append(files, &fileState{Kind: set.kind, Type: f.Type, URL: f.URL, Page: p, Index: i, Name: base, Count: f.Count})
+				fs := &fileState{Kind: set.kind, Type: f.Type, URL: f.URL, Page: p, Index: i, Name: base, Count: f.Count}
+				files = append(files, fs)
+				if set.kind == KindOutput && m.OutputOrganizedBy != "" && f.ContinuesInFile != "" {
+					continues[fs] = f.ContinuesInFile
+				}
 			}
 		}
 	}
@@ -151,6 +162,21 @@ func planFiles(pages []*Manifest) ([]*fileState, error) {
 			name = f.Kind + "/" + name
 		}
 		f.Name = name
+	}
+	if len(continues) > 0 {
+		byURL := map[string]*fileState{}
+		for _, f := range files {
+			if f.Kind == KindOutput {
+				byURL[f.URL] = f
+			}
+		}
+		for f, u := range continues {
+			target := byURL[u]
+			if target == nil {
+				return nil, fmt.Errorf("%w: continuesInFile %s is not an output file of the manifest", ErrBadManifest, redactURLString(u))
+			}
+			f.Continues = target.Name
+		}
 	}
 	return files, nil
 }
