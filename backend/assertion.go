@@ -31,6 +31,9 @@ type assertionSigner struct {
 	clientID string
 	aud      string // the token endpoint URL, byte for byte (AUTH-06)
 	lifetime time.Duration
+	// issuedAt gives iat for an assertion signed at now (nil: now); a profile backdates it for
+	// servers whose clock runs behind (smart.Profile.AssertionIssuedAt). exp stays now + lifetime.
+	issuedAt func(now time.Time) time.Time
 	jku      string
 	x5c      *cert.Chain
 	x5t      string
@@ -92,8 +95,8 @@ func newCertHeaders(certs []*x509.Certificate, k Key) (*cert.Chain, string, erro
 }
 
 // sign returns a freshly signed assertion: header {alg, kid, typ:"JWT"[, jku][, x5c, x5t#S256]},
-// claims {iss = sub = client_id, aud = token URL (a string), exp = now + lifetime, iat = now,
-// jti = 128 random bits} (AUTH-05, AUTH-06). ES384 signatures are raw R‖S; RS384 is PKCS#1 v1.5 (AUTH-07).
+// claims {iss = sub = client_id, aud = token URL (a string), exp = now + lifetime, iat = now (or
+// issuedAt(now)), jti = 128 random bits} (AUTH-05, AUTH-06). ES384 signatures are raw R‖S; RS384 is PKCS#1 v1.5 (AUTH-07).
 func (s *assertionSigner) sign(now time.Time) (string, error) {
 	k, err := s.key(now)
 	if err != nil {
@@ -103,11 +106,15 @@ func (s *assertionSigner) sign(now time.Time) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	iat := now
+	if s.issuedAt != nil {
+		iat = s.issuedAt(now)
+	}
 	tok, err := jwt.NewBuilder().
 		Issuer(s.clientID).
 		Subject(s.clientID).
 		Audience([]string{s.aud}).
-		IssuedAt(now).
+		IssuedAt(iat).
 		Expiration(now.Add(s.lifetime)).
 		JwtID(jti).
 		Build()

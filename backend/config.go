@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -33,7 +34,9 @@ var ErrConfig = errors.New("invalid backend configuration")
 // With ClientSecret instead of a key, the client authenticates with client_secret_basic (or
 // client_secret_post): that is plain OAuth 2.0 client_credentials for the APIs that require it, NOT
 // SMART Backend Services, which forbids symmetric secrets (AUTH-03, CONV-4). When both a key and a
-// secret are set, the key is used and the secret never sent (AUTH-04).
+// secret are set, the key is used whenever the server supports private_key_jwt, and the secret is then
+// never sent (AUTH-04); only a server whose discovery lists token_endpoint_auth_methods_supported
+// without private_key_jwt gets the secret, with a warning on the token.
 //
 // A Config must not be modified while its methods run; TokenSource and Client take a copy.
 type Config struct {
@@ -87,6 +90,14 @@ type Config struct {
 	// Header is added to token requests and to Client's requests to trusted origins, for vendor
 	// headers such as Epic-Client-ID. It may not hold Authorization.
 	Header http.Header
+	// Profile is the vendor profile the requests follow (CONV-5; smart.LookupProfile): its headers
+	// (Epic-Client-ID) on discovery, token and Client requests, its discovery fallbacks and checks
+	// (LenientDiscovery), the scopes it requests (grammar, ExtraScopes), the assertion's aud
+	// (AssertionAud) and iat (AssertionBackdate), and whether a bare HTTP 400 from the token endpoint
+	// is retried with a fresh assertion (RetryBare400). Its TrustedOrigins are not added: trust stays
+	// the caller's decision. nil keeps this package's defaults, which retry a bare 400 once (CONV-3).
+	Profile *smart.Profile
+
 	// HTTPClient makes the token, discovery and Client requests; nil means a client with the CONV-2
 	// timeouts. It is never modified.
 	HTTPClient *http.Client
@@ -207,9 +218,9 @@ func (c *Config) Client(ctx context.Context) *http.Client {
 		hc.Transport = errTransport{err}
 		return hc
 	}
-	if len(c.Header) > 0 {
+	if h := c.header(); len(h) > 0 {
 		set, _ := httpx.NewOrigins(origins...)
-		base = &headerTransport{base: base, header: c.Header.Clone(), trusted: set}
+		base = &headerTransport{base: base, header: h, trusted: set}
 	}
 	t, err := smart.NewTransport(c.TokenSource(ctx), base, origins...)
 	if err != nil {
@@ -286,10 +297,27 @@ func (c *Config) clientOrigins() ([]string, error) {
 	return out, nil
 }
 
+// header returns Header with the profile's vendor headers added (Header's own values win).
+func (c *Config) header() http.Header {
+	h := c.Header.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	if c.Profile != nil {
+		c.Profile.ApplyHeaders(h, c.ClientID)
+	}
+	return h
+}
+
 // cacheKey names this client's token in a shared Store.
 func (c *Config) cacheKey() string {
 	h := sha256.New()
-	for _, s := range []string{c.TokenURL, c.FHIRBase, c.ClientID, strings.Join(c.Scopes, " ")} {
+	parts := []string{c.TokenURL, c.FHIRBase, c.ClientID, strings.Join(c.Scopes, " ")}
+	if c.Profile != nil { // a profile changes the scopes requested (ExtraScopes, grammar)
+		b, _ := json.Marshal(c.Profile)
+		parts = append(parts, string(b))
+	}
+	for _, s := range parts {
 		io.WriteString(h, s)
 		h.Write([]byte{0})
 	}

@@ -27,7 +27,10 @@
 //     a bare 400 (Epic) and an invalid_client blaming the clock or jti once, each with a new
 //     assertion, never the same one twice;
 //   - a grant narrower than the request is reported (Token.Warnings, MissingScopes) or refused
-//     (RequireScopes).
+//     (RequireScopes);
+//   - Config.Profile applies a vendor profile (smart.Profile): Epic's Epic-Client-ID header on every
+//     request, MEDITECH's OpenID Connect discovery, the scope grammar and extra scopes, a backdated
+//     iat, an aud from the CapabilityStatement, and whether a bare 400 is retried.
 //
 // Keys: ParsePrivateKey reads PEM (PKCS#8, PKCS#1, SEC 1), a private JWK or a private JWK Set;
 // GenerateKey makes RS384 and ES384 keys; Thumbprint gives the RFC 7638 kid; PublicJWKS builds the

@@ -54,12 +54,16 @@ const (
 type resolved struct {
 	cfg      *Config
 	hc       *http.Client
+	header   http.Header // Config.Header with the profile's headers
 	auth     authMethod
+	secret   authMethod // with both a key and a secret: the secret's method, for a server without private_key_jwt (AUTH-04)
 	tokenURL string
 	scopes   []string
+	conf     *smart.Configuration // discovered (nil when TokenURL and Scopes made discovery unnecessary)
 	signer   *assertionSigner
 	now      func() time.Time
 	sleep    func(context.Context, time.Duration) error
+	warnings []string // added to every token (an AUTH-04 fallback to the secret)
 }
 
 // resolve checks c and, when TokenURL or Scopes are unset, discovers them from FHIRBase.
@@ -73,13 +77,70 @@ func (c *Config) resolve(ctx context.Context) (*resolved, error) {
 			return nil, err
 		}
 	}
+	if p := c.Profile; p != nil {
+		r.scopes = p.RequestScopes(r.scopes, r.conf)
+	}
 	if err := r.checkScopes(); err != nil {
 		return nil, err
 	}
-	if r.signer != nil {
-		r.signer.aud = r.tokenURL
+	if r.auth == authPrivateKeyJWT {
+		if err := r.assertionAudience(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return r, nil
+}
+
+// assertionAudience sets the assertion's aud: the token URL (AUTH-06), or with a profile's
+// AssertionAudienceMetadata the base URL the CapabilityStatement states (Epic's on-premises backend
+// flow), which must then be a trusted origin like a token endpoint (AUTH-09).
+func (r *resolved) assertionAudience(ctx context.Context) error {
+	c := r.cfg
+	r.signer.aud = r.tokenURL
+	p := c.Profile
+	if p == nil || p.AssertionAud != smart.AssertionAudienceMetadata {
+		return nil
+	}
+	var info *smart.ServerInfo
+	if c.FHIRBase != "" {
+		d := r.discoverer()
+		var err error
+		if info, err = d.ServerInfo(ctx, c.FHIRBase); err != nil {
+			return fmt.Errorf("backend: assertion audience: %w", err)
+		}
+	}
+	aud, err := p.AssertionAudience(r.tokenURL, info)
+	if err != nil {
+		return fmt.Errorf("backend: %w", err)
+	}
+	u, err := httpx.ParseAbsURL(aud, c.InsecureAllowHTTP)
+	if err != nil {
+		return fmt.Errorf("backend: assertion audience from the CapabilityStatement: %w", err)
+	}
+	if trusted, err := r.trustedOrigins(); err != nil || !trusted.Allows(u) {
+		return fmt.Errorf("backend: %w: the CapabilityStatement's implementation.url is on %s, not a trusted origin; add it to TrustedOrigins if it is yours",
+			smart.ErrUntrustedEndpoint, httpx.Origin(u))
+	}
+	r.signer.aud = aud
+	return nil
+}
+
+// trustedOrigins are the origins an assertion may be signed for (AUTH-09): the FHIR base's, the
+// configured TokenURL's and TrustedOrigins.
+func (r *resolved) trustedOrigins() (httpx.Origins, error) {
+	c := r.cfg
+	return httpx.NewOrigins(append([]string{c.FHIRBase, c.TokenURL}, c.TrustedOrigins...)...)
+}
+
+// discoverer returns the Discoverer for the server: the client's HTTP client and headers, the
+// profile's fallbacks.
+func (r *resolved) discoverer() *smart.Discoverer {
+	c := r.cfg
+	d := &smart.Discoverer{HTTPClient: r.hc, Header: r.header.Clone(), InsecureAllowHTTP: c.InsecureAllowHTTP}
+	if c.Profile != nil {
+		c.Profile.ApplyDiscoverer(d, c.ClientID)
+	}
+	return d
 }
 
 // check validates everything that needs no network.
@@ -90,7 +151,7 @@ func (c *Config) check() (*resolved, error) {
 	if c.ClientID == "" {
 		return nil, bad("ClientID is required")
 	}
-	r := &resolved{cfg: c, hc: c.HTTPClient, tokenURL: c.TokenURL, scopes: c.Scopes, now: c.Now, sleep: c.sleep}
+	r := &resolved{cfg: c, hc: c.HTTPClient, header: c.header(), tokenURL: c.TokenURL, scopes: c.Scopes, now: c.Now, sleep: c.sleep}
 	if r.hc == nil {
 		r.hc = httpx.NewClient(60 * time.Second)
 	}
@@ -125,14 +186,12 @@ func (c *Config) check() (*resolved, error) {
 	if c.Header.Get("Authorization") != "" {
 		return nil, bad("Header may not set Authorization")
 	}
-	switch {
-	case c.PrivateKey != nil || c.Keys != nil:
-		s, err := c.newSigner()
-		if err != nil {
-			return nil, err
+	if p := c.Profile; p != nil {
+		if err := p.Validate(); err != nil {
+			return nil, fmt.Errorf("backend: %w: %w", ErrConfig, err)
 		}
-		r.signer, r.auth = s, authPrivateKeyJWT
-	case c.ClientSecret != "":
+	}
+	if c.ClientSecret != "" {
 		switch c.AuthStyle {
 		case oauth2.AuthStyleAutoDetect, oauth2.AuthStyleInHeader:
 			r.auth = authSecretBasic
@@ -141,7 +200,19 @@ func (c *Config) check() (*resolved, error) {
 		default:
 			return nil, bad("unknown AuthStyle %d", c.AuthStyle)
 		}
-	default:
+	}
+	switch {
+	case c.PrivateKey != nil || c.Keys != nil:
+		s, err := c.newSigner()
+		if err != nil {
+			return nil, err
+		}
+		if c.Profile != nil {
+			s.issuedAt = c.Profile.AssertionIssuedAt
+		}
+		r.secret = r.auth // authPrivateKeyJWT (0) when there is no secret
+		r.signer, r.auth = s, authPrivateKeyJWT
+	case c.ClientSecret == "":
 		return nil, bad("set PrivateKey or Keys (or, for plain OAuth 2.0, ClientSecret)")
 	}
 	return r, nil
@@ -181,25 +252,31 @@ func (c *Config) newSigner() (*assertionSigner, error) {
 // discover reads the server's SMART configuration for the token endpoint and default scopes.
 func (r *resolved) discover(ctx context.Context) error {
 	c := r.cfg
-	d := smart.Discoverer{HTTPClient: r.hc, Header: c.Header, InsecureAllowHTTP: c.InsecureAllowHTTP}
-	conf, err := d.Discover(ctx, c.FHIRBase)
+	conf, err := r.discoverer().Discover(ctx, c.FHIRBase)
 	if err != nil {
 		return fmt.Errorf("backend: discovery: %w", err)
 	}
+	r.conf = conf
+	r.pickAuth(conf)
 	if len(r.scopes) == 0 {
 		r.scopes = DefaultScopes(conf)
 	}
 	if r.tokenURL != "" {
 		return nil
 	}
+	lenient := c.Profile != nil && c.Profile.LenientDiscovery
 	if r.auth == authPrivateKeyJWT {
-		if err := conf.RequireBackend(); err != nil { // BS-01
+		if err := r.checkBackend(conf); err != nil { // BS-01
 			return fmt.Errorf("backend: %w", err)
 		}
-		if k, err := r.signer.key(r.now()); err == nil {
+		if k, err := r.signer.key(r.now()); err == nil && !lenient {
 			if _, err := conf.PickSigningAlg(k.Algorithm); err != nil {
 				return fmt.Errorf("backend: %w", err)
 			}
+		}
+	} else if lenient {
+		if conf.TokenEndpoint == "" {
+			return fmt.Errorf("backend: %w", smart.ErrMissingTokenEndpoint)
 		}
 	} else if m := conf.GrantTypesSupported; len(m) > 0 && !slices.Contains(m, "client_credentials") {
 		return fmt.Errorf("backend: %w: client_credentials is not in grant_types_supported", smart.ErrGrantTypeNotSupported)
@@ -218,6 +295,30 @@ func (r *resolved) discover(ctx context.Context) error {
 	}
 	r.tokenURL = conf.TokenEndpoint
 	return nil
+}
+
+// checkBackend is the profile's CheckBackend, or Configuration.RequireBackend without one (BS-01).
+func (r *resolved) checkBackend(conf *smart.Configuration) error {
+	if p := r.cfg.Profile; p != nil {
+		return p.CheckBackend(conf)
+	}
+	return conf.RequireBackend()
+}
+
+// pickAuth chooses between a key and a secret when the Config has both (AUTH-04): private_key_jwt,
+// unless the server lists token_endpoint_auth_methods_supported without it (DISC-10). Servers
+// under-advertise, so silence means the key, and so does a profile with LenientDiscovery.
+func (r *resolved) pickAuth(conf *smart.Configuration) {
+	if r.auth != authPrivateKeyJWT || r.secret == authPrivateKeyJWT || r.cfg.Profile != nil && r.cfg.Profile.LenientDiscovery {
+		return
+	}
+	m := conf.TokenEndpointAuthMethodsSupported
+	if len(m) == 0 || slices.Contains(m, smart.AuthMethodPrivateKeyJWT) {
+		return
+	}
+	r.auth = r.secret
+	r.warnings = append(r.warnings, "auth: the server does not support private_key_jwt (token_endpoint_auth_methods_supported: "+
+		strings.Join(m, " ")+"); authenticated with the client secret, as plain OAuth 2.0 (AUTH-04)")
 }
 
 // checkScopes refuses patient/ and user/ scopes unless allowed (BS-03).
@@ -270,7 +371,8 @@ func scopeStrings(ss smart.Scopes) []string {
 
 // fetch requests a token, retrying only where a retry cannot replay anything (CONV-3, AUTH-10):
 // each attempt signs a new assertion; 429 and 503 wait for Retry-After (or back off); a bare 400
-// with no JSON body (Epic) and an invalid_client that blames the clock or the jti are retried once.
+// with no JSON body (Epic; with a Profile, only when it says so) and an invalid_client that blames
+// the clock or the jti are retried once.
 // At most maxAttempts requests are made.
 func (r *resolved) fetch(ctx context.Context) (*smart.Token, error) {
 	var bareRetried, clockRetried bool
@@ -281,6 +383,7 @@ func (r *resolved) fetch(ctx context.Context) (*smart.Token, error) {
 		}
 		tok, err := smart.ExchangeToken(ctx, r.hc, r.tokenURL, form, hdr)
 		if err == nil {
+			r.rebase(tok)
 			return r.grant(tok)
 		}
 		var re *oauth2.RetrieveError
@@ -298,7 +401,7 @@ func (r *resolved) fetch(ctx context.Context) (*smart.Token, error) {
 				return nil, &RetryAfterError{After: d, Err: err}
 			}
 			wait = d
-		case status == http.StatusBadRequest && re.ErrorCode == "" && re.ErrorDescription == "" && !bareRetried:
+		case !bareRetried && r.retryBare400(err, re):
 			bareRetried = true // Epic's flaky bare 400: once more with a fresh assertion
 		case re.ErrorCode == "invalid_client" && r.auth == authPrivateKeyJWT && blamesClock(re.ErrorDescription) && !clockRetried:
 			clockRetried = true
@@ -311,6 +414,26 @@ func (r *resolved) fetch(ctx context.Context) (*smart.Token, error) {
 	}
 }
 
+// retryBare400 reports whether a failed client_credentials request is sent once more with a fresh
+// assertion: after a bare HTTP 400 (no OAuth error, no description), as the profile's
+// ShouldRetryToken says, or always without a profile (CONV-3).
+func (r *resolved) retryBare400(err error, re *oauth2.RetrieveError) bool {
+	if p := r.cfg.Profile; p != nil {
+		return p.ShouldRetryToken(err)
+	}
+	return re.Response.StatusCode == http.StatusBadRequest && re.ErrorCode == "" && re.ErrorDescription == ""
+}
+
+// rebase moves tok's expiry from the real clock, which smart.ExchangeToken reads, to Config.Now,
+// which the cache compares it with: with a skew-corrected Now (BS-10) every token would otherwise look
+// expired (or fresh) by the correction.
+func (r *resolved) rebase(tok *smart.Token) {
+	if r.cfg.Now == nil || tok.Expiry.IsZero() {
+		return
+	}
+	tok.Expiry = tok.Expiry.Add(r.now().Sub(time.Now()))
+}
+
 // request builds one token request; a key-based client gets a freshly signed assertion.
 func (r *resolved) request() (url.Values, http.Header, error) {
 	c := r.cfg
@@ -320,10 +443,7 @@ func (r *resolved) request() (url.Values, http.Header, error) {
 	}
 	form.Set("grant_type", "client_credentials")
 	form.Set("scope", strings.Join(r.scopes, " "))
-	hdr := c.Header.Clone()
-	if hdr == nil {
-		hdr = http.Header{}
-	}
+	hdr := r.header.Clone()
 	switch r.auth {
 	case authPrivateKeyJWT:
 		a, err := r.signer.sign(r.now())
@@ -348,6 +468,7 @@ func (r *resolved) grant(tok *smart.Token) (*smart.Token, error) {
 	// Backend services get a new token with a new assertion; a refresh token (which servers SHOULD
 	// NOT issue here) is a credential with no use: drop it rather than cache or share it (BS-04).
 	tok.RefreshToken = ""
+	tok.Warnings = append(tok.Warnings, r.warnings...)
 	missing := MissingScopes(r.scopes, tok)
 	if len(missing) == 0 {
 		return tok, nil
@@ -368,7 +489,8 @@ func (r *resolved) explain(err error, clockRetried bool) error {
 		return fmt.Errorf("backend: token endpoint %s rejected the assertion twice for its timing or jti; check this machine's clock (or correct it with Config.Now): %w",
 			originOf(r.tokenURL), err)
 	}
-	return fmt.Errorf("backend: token endpoint %s: %w", originOf(r.tokenURL), err)
+	// athenaPractice's {"message","id"} and other non-OAuth errors: the server's message, not an empty code.
+	return fmt.Errorf("backend: token endpoint %s: %w", originOf(r.tokenURL), smart.ClassifyTokenError(err))
 }
 
 // blamesClock reports whether an invalid_client description points at the assertion's exp, iat,

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/smartfhir/smartfhir/internal/httpx"
+	"github.com/smartfhir/smartfhir/smart"
 )
 
 // Media types used on the wire.
@@ -71,9 +72,10 @@ type Client struct {
 	// auth transport's own list (smart.NewTransport), not by this field.
 	TrustedOrigins []string
 
-	client *http.Client
-	now    func() time.Time
-	sleep  func(ctx context.Context, d time.Duration) error
+	client  *http.Client
+	profile *smart.Profile // SetProfile
+	now     func() time.Time
+	sleep   func(ctx context.Context, d time.Duration) error
 }
 
 // NewClient returns a Client for the FHIR base URL. The base must be absolute, without user info,

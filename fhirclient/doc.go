@@ -28,6 +28,12 @@
 // (it links all 146 model types, about 1.7 MB of binary; the rest of the package links only what a
 // program uses).
 //
+// # Vendor profiles
+//
+// SetProfile applies a smart.Profile (CONV-5): its headers (Epic-Client-ID) and Accept type on every
+// request, a fast ErrUnsupportedOperation for operations the server lacks (Epic's $everything), and
+// the X-RateLimit-* headers as the wait of a 429 or 503 without Retry-After (the VA).
+//
 // # Paging
 //
 // Search returns one page; SearchIter yields the entries of every page and Pages the pages, following

@@ -18,6 +18,9 @@ import (
 // resource, or JSON bytes) is POSTed as the body. The answer is decoded into v like Do does;
 // Parameters, a Bundle or a plain resource are all common answers.
 func (c *Client) Operation(ctx context.Context, resourceType, id, name string, in, v any) (*Response, error) {
+	if err := c.checkOperation(name); err != nil {
+		return nil, err
+	}
 	k, err := operationCall(resourceType, id, name, in)
 	if err != nil {
 		return nil, err
@@ -48,8 +51,12 @@ func operationCall(resourceType, id, name string, in any) (call, error) {
 
 // Everything runs Patient/id/$everything (GET, with q such as _since, _type, _count; patientID ""
 // runs the type-level Patient/$everything) and returns the first page; follow the rest with Pages.
-// Not every server offers it (Epic does not).
+// Not every server offers it: with a profile that says so (Epic's, SetProfile) it fails at once with
+// an error wrapping smart.ErrUnsupportedOperation.
 func (c *Client) Everything(ctx context.Context, patientID string, q url.Values) (*fhir.Bundle, *Response, error) {
+	if err := c.checkOperation("$everything"); err != nil {
+		return nil, nil, err
+	}
 	k, err := operationCall("Patient", patientID, "everything", q)
 	if err != nil {
 		return nil, nil, err

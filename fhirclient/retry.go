@@ -93,7 +93,7 @@ func (c *Client) classify(req *http.Request, err error, try int, replayable bool
 		return httpx.Backoff(try, 0), triesLeft && idempotent(req) && retryableTransport(te.err), final
 	case errors.As(err, &fe) && (fe.StatusCode == http.StatusTooManyRequests || fe.StatusCode == http.StatusServiceUnavailable):
 		now := c.now()
-		wait, ok := fe.RetryAfter(now)
+		wait, ok := c.retryWait(fe, now)
 		if !ok {
 			wait = httpx.Backoff(try, 0)
 		}

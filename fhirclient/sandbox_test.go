@@ -35,25 +35,9 @@ const sandboxClientID = "fhirclient-test"
 
 func newSandbox(tb testing.TB, patients int) *sandboxEnv {
 	tb.Helper()
-	s, err := sandbox.New(sandbox.Options{Patients: patients})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv := httptest.NewServer(s)
-	tb.Cleanup(srv.Close)
+	s, srv, c := startSandbox(tb, sandbox.Options{Patients: patients})
 	if len(s.Patients()) == 0 {
 		tb.Skip("internal/sandbox FHIR half is still the stub (no patients)")
-	}
-	tok := s.IssueAccessToken(sandbox.Grant{ClientID: sandboxClientID, Scopes: []string{"system/*.rs"},
-		IssuedAt: s.Now(), Expiry: s.Now().Add(time.Hour), Backend: true})
-	tr, err := smart.NewTransport(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: tok, TokenType: "Bearer"}),
-		srv.Client().Transport, srv.URL)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	c, err := fhirclient.NewClient(srv.URL+"/fhir", &http.Client{Transport: tr})
-	if err != nil {
-		tb.Fatal(err)
 	}
 	e := &sandboxEnv{s: s, srv: srv, c: c}
 	fhirclient.SetSleepForTest(c, func(ctx context.Context, d time.Duration) error {
@@ -63,6 +47,30 @@ func newSandbox(tb testing.TB, patients int) *sandboxEnv {
 		return ctx.Err()
 	})
 	return e
+}
+
+// startSandbox starts a sandbox and returns a fhirclient.Client for it that authenticates as a
+// backend client of sandboxClientID with system/*.rs, the token going to the sandbox origin only.
+func startSandbox(tb testing.TB, opts sandbox.Options) (*sandbox.Server, *httptest.Server, *fhirclient.Client) {
+	tb.Helper()
+	s, err := sandbox.New(opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	tb.Cleanup(srv.Close)
+	tok := s.IssueAccessToken(sandbox.Grant{ClientID: sandboxClientID, Scopes: []string{"system/*.rs"},
+		IssuedAt: s.Now(), Expiry: s.Now().Add(24 * time.Hour), Backend: true})
+	tr, err := smart.NewTransport(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: tok, TokenType: "Bearer"}),
+		srv.Client().Transport, srv.URL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c, err := fhirclient.NewClient(srv.URL+"/fhir", &http.Client{Transport: tr})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s, srv, c
 }
 
 // CONV-2, API-01: SearchIter pages through the sandbox (≥ 3 pages) and sees every match once.

@@ -176,7 +176,7 @@ func replaceParam(u, k, v string) string {
 func TestMixUp(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{version: "2.0"}) // 2.0: no RFC 9207 iss, so the token endpoint binding is what protects
-	srvB := startSandbox(t, "2.0")
+	srvB := startSandbox(t, "2.0", "")
 	sbB, fhirB := srvB.Sandbox, srvB.FHIRBase
 	idB := e.register(srvB, smarttest.Public, "").ID
 	// The app knows both servers; B registered it under another client id, so use a second Config.

@@ -155,7 +155,7 @@ func (rt *runtime) prepare(ctx context.Context, w http.ResponseWriter, r *http.R
 		Issuer:      req.Issuer,
 		Launch:      req.Launch,
 		Verifier:    oauth2.GenerateVerifier(), // 32 random bytes, 43 characters (LAUNCH-07)
-		Scope:       strings.Join(rt.scopes(req.Launch != ""), " "),
+		Scope:       strings.Join(rt.requestScopes(norm, info, req.Launch != ""), " "),
 		RedirectURL: rt.c.RedirectURL,
 		AuthIssuer:  info.issuer,
 		TokenURL:    info.tokenURL,
@@ -185,10 +185,20 @@ func (rt *runtime) prepare(ctx context.Context, w http.ResponseWriter, r *http.R
 		p.Set("nonce", rec.Nonce)
 	}
 	if err := rt.states.Save(ctx, state, rec); err != nil {
-		return nil, fmt.Errorf("launch: state store: %w", err)
+		return nil, storeError("state store", err)
 	}
 	rt.log.Debug("authorize", "issuer", req.Issuer, "ehr_launch", req.Launch != "", "client_auth", rt.auth.method())
 	return &authRequest{endpoint: info.authURL, params: p, post: info.authorizePost, issuer: req.Issuer}, nil
+}
+
+// requestScopes returns the scopes to request from the issuer: scopes, written in the grammar of the
+// issuer's vendor profile and with its extra scopes (smart.Profile.RequestScopes, SCOPE-12).
+func (rt *runtime) requestScopes(norm string, info *serverInfo, ehr bool) []string {
+	s := rt.scopes(ehr)
+	if p := rt.policy.settings[norm].Profile; p != nil {
+		return p.RequestScopes(s, info.conf)
+	}
+	return s
 }
 
 // scopes returns the scopes to request: Config.Scopes plus "launch" for an EHR launch; for a

@@ -89,7 +89,7 @@ func (rt *runtime) complete(ctx context.Context, r *http.Request, p callbackPara
 		if errors.Is(err, ErrStateUnknown) {
 			return nil, ErrStateUnknown
 		}
-		return nil, fmt.Errorf("launch: state store: %w", err)
+		return nil, storeError("state store", err)
 	}
 	sid := rt.cookies.get(r)
 	if sid == "" || subtle.ConstantTimeCompare([]byte(sid), []byte(rec.Browser)) != 1 {
@@ -126,7 +126,7 @@ func (rt *runtime) complete(ctx context.Context, r *http.Request, p callbackPara
 		"redirect_uri":  {rec.RedirectURL},
 		"code_verifier": {rec.Verifier},
 	}
-	tok, err := rt.tokenRequest(ctx, norm, rec.TokenURL, form)
+	tok, err := rt.tokenRequest(ctx, norm, rec.TokenURL, form, grantCode)
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +156,7 @@ func (rt *runtime) store(ctx context.Context, ts *TokenSet) (*Session, error) {
 	handle := randomString(16)
 	key := sessionKey(ts.Browser, handle)
 	if err := rt.sessions.Save(ctx, key, ts); err != nil {
-		return nil, fmt.Errorf("launch: session store: %w", err)
+		return nil, storeError("session store", err)
 	}
 	return rt.newSession(key, handle, ts), nil
 }
@@ -190,16 +190,25 @@ func (rt *runtime) checkGrant(ctx context.Context, norm string, rec *Record, ts 
 }
 
 // tokenRequest authenticates form for tokenURL and sends it once with smart.ExchangeToken.
-func (rt *runtime) tokenRequest(ctx context.Context, norm, tokenURL string, form url.Values) (*smart.Token, error) {
+func (rt *runtime) tokenRequest(ctx context.Context, norm, tokenURL string, form url.Values, grant grantKind) (*smart.Token, error) {
+	o := authOptions{grant: grant, profile: rt.policy.settings[norm].Profile}
+	if rt.auth.both() {
+		// AUTH-04: the key unless the server does without private_key_jwt (discovery is cached).
+		if info, err := rt.discover(ctx, norm, norm); err == nil {
+			o.secretOnly = info.secretOnly
+		}
+	}
 	hdr := http.Header{}
-	if err := rt.auth.apply(ctx, tokenURL, form, hdr); err != nil {
+	if err := rt.auth.apply(ctx, tokenURL, form, hdr, o); err != nil {
 		return nil, err
 	}
 	tok, err := smart.ExchangeToken(ctx, rt.client(norm), tokenURL, form, hdr)
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) {
-			return nil, err // typed, already scrubbed of credentials
+			// Typed, already scrubbed of credentials; a non-OAuth body (athenaPractice) becomes a
+			// *smart.NonOAuthError that still unwraps to the *oauth2.RetrieveError.
+			return nil, smart.ClassifyTokenError(err)
 		}
 		return nil, fmt.Errorf("launch: token request: %w", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+
+	"github.com/smartfhir/smartfhir/smart"
 )
 
 // clientAuth authenticates the client at the token endpoint, the same way for the code exchange and
@@ -16,11 +18,26 @@ type clientAuth struct {
 	assert func(ctx context.Context, tokenURL string) (string, error)
 }
 
+// grantKind is the grant a token request is for.
+type grantKind int
+
+const (
+	grantCode grantKind = iota
+	grantRefresh
+)
+
+// authOptions are what a token request's authentication depends on besides the client.
+type authOptions struct {
+	grant grantKind
+	// secretOnly: the server lists token_endpoint_auth_methods_supported without private_key_jwt,
+	// so a client with both a key and a secret uses the secret (AUTH-04).
+	secretOnly bool
+	// profile is the issuer's vendor profile (RefreshClientID, RefreshAssertion), or nil.
+	profile *smart.Profile
+}
+
 func newClientAuth(c *Config) (clientAuth, error) {
 	a := clientAuth{clientID: c.ClientID, secret: c.ClientSecret}
-	if c.ClientSecret != "" && c.PrivateKey != nil {
-		return a, configErr("set ClientSecret or PrivateKey, not both")
-	}
 	if c.PrivateKey == nil {
 		if c.KeyID != "" || c.Algorithm != "" {
 			return a, configErr("KeyID and Algorithm need a PrivateKey")
@@ -32,9 +49,14 @@ func newClientAuth(c *Config) (clientAuth, error) {
 	return a, err
 }
 
+// both reports whether the client has a key and a secret, and so picks one per server (AUTH-04).
+func (a clientAuth) both() bool { return a.assert != nil && a.secret != "" }
+
 // method names the client type, for logs.
 func (a clientAuth) method() string {
 	switch {
+	case a.both():
+		return "private_key_jwt (client_secret_basic where unsupported)"
 	case a.assert != nil:
 		return "private_key_jwt"
 	case a.secret != "":
@@ -44,12 +66,18 @@ func (a clientAuth) method() string {
 	}
 }
 
-// apply adds client authentication to a token request: client_id in the form for a public client,
-// HTTP Basic for a symmetric one (RFC 6749 §2.3.1: both parts form-urlencoded first), or a freshly
-// signed client_assertion for an asymmetric one (RFC 7523; never two methods at once).
-func (a clientAuth) apply(ctx context.Context, tokenURL string, form url.Values, hdr http.Header) error {
+// apply adds client authentication to a token request: a freshly signed client_assertion for an
+// asymmetric client (RFC 7523), preferred whenever the server supports it (AUTH-04); HTTP Basic for
+// a symmetric one (RFC 6749 §2.3.1: both parts form-urlencoded first); client_id in the form for a
+// public client. Never two methods at once. On a refresh the profile may drop the assertion
+// (RefreshAssertion false: client_id only) or a public client's client_id (RefreshClientID false).
+func (a clientAuth) apply(ctx context.Context, tokenURL string, form url.Values, hdr http.Header, o authOptions) error {
+	refresh := o.grant == grantRefresh && o.profile != nil
+	useAssert := a.assert != nil && !(o.secretOnly && a.secret != "")
 	switch {
-	case a.assert != nil:
+	case useAssert && refresh && !o.profile.RefreshAssertion:
+		form.Set("client_id", a.clientID)
+	case useAssert:
 		jwt, err := a.assert(ctx, tokenURL)
 		if err != nil {
 			return fmt.Errorf("launch: client assertion: %w", err)
@@ -59,6 +87,7 @@ func (a clientAuth) apply(ctx context.Context, tokenURL string, form url.Values,
 	case a.secret != "":
 		r := http.Request{Header: hdr}
 		r.SetBasicAuth(url.QueryEscape(a.clientID), url.QueryEscape(a.secret))
+	case refresh && !o.profile.RefreshClientID:
 	default:
 		form.Set("client_id", a.clientID)
 	}

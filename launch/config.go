@@ -54,6 +54,8 @@ type Config struct {
 	// empty for a public client (client_id in the form). ClientSecret selects client_secret_basic.
 	// PrivateKey selects private_key_jwt (SMART client-confidential-asymmetric): a fresh assertion
 	// signed with KeyID and Algorithm ("RS384" or "ES384"; default from the key type) for every request.
+	// With both, private_key_jwt is used wherever the server supports it, and the secret only with a
+	// server whose token_endpoint_auth_methods_supported leaves private_key_jwt out (AUTH-04).
 	ClientSecret string
 	PrivateKey   crypto.Signer
 	KeyID        string
@@ -155,6 +157,26 @@ type IssuerSettings struct {
 	// Header is added to every request to this issuer's servers (discovery, JWKS, token, FHIR) that
 	// does not set the header itself: Epic-Client-ID, … Never put credentials here.
 	Header http.Header
+	// Profile is the issuer's vendor profile, for what the three fields above cannot say: its
+	// discovery fallbacks (MEDITECH's OpenID Connect document) and checks (CheckLaunch), the scopes
+	// it requests (RequestScopes: grammar, extra scopes) and how refreshes authenticate
+	// (RefreshClientID, RefreshAssertion). Nil: none. SettingsFromProfile fills every field.
+	Profile *smart.Profile
+}
+
+// SettingsFromProfile returns the IssuerSettings of a vendor profile (CONV-5): Audience from p.Aud,
+// ForcePKCE, Header from p.Header(clientID) (Epic-Client-ID), and Profile itself.
+func SettingsFromProfile(p smart.Profile, clientID string) IssuerSettings {
+	s := IssuerSettings{ForcePKCE: p.ForcePKCE, Header: p.Header(clientID)}
+	switch p.Aud {
+	case smart.AudienceTrimSlash:
+		s.Audience = AudienceTrimmed
+	case smart.AudienceOmit:
+		s.Audience = AudienceOmitted
+	}
+	p = p.Clone()
+	s.Profile = &p
+	return s
 }
 
 // CookieOptions sets the browser session cookie. Its zero value is the safe default:

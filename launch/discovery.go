@@ -21,6 +21,11 @@ const discoveryTTL = 5 * time.Minute
 type serverInfo struct {
 	authURL, tokenURL, issuer, jwksURI string
 	authorizePost, issRequired         bool
+	// secretOnly: token_endpoint_auth_methods_supported lists methods, none of them private_key_jwt
+	// (AUTH-04: a client with a key and a secret then uses the secret).
+	secretOnly bool
+	// conf is the configuration as discovered, for the profile's scope grammar.
+	conf *smart.Configuration
 }
 
 type discoveryCache struct {
@@ -46,6 +51,9 @@ func (rt *runtime) discover(ctx context.Context, norm, iss string) (*serverInfo,
 	}
 	v, err, _ := rt.disco.sf.Do(norm, func() (any, error) {
 		d := smart.Discoverer{HTTPClient: rt.client(norm), InsecureAllowHTTP: rt.c.InsecureAllowHTTP, Now: rt.now}
+		if p := rt.policy.settings[norm].Profile; p != nil {
+			p.ApplyDiscoverer(&d, rt.c.ClientID) // its fallbacks; the headers come with the client
+		}
 		conf, err := d.Discover(ctx, iss)
 		if err != nil {
 			return nil, err
@@ -72,12 +80,22 @@ func (rt *runtime) discover(ctx context.Context, norm, iss string) (*serverInfo,
 // that CONV-1 allows, and S256 PKCE unless the server refuses it (then only with ForcePKCE).
 func (rt *runtime) checkConfiguration(norm string, conf *smart.Configuration) (*serverInfo, error) {
 	allowHTTP := rt.c.InsecureAllowHTTP
+	settings := rt.policy.settings[norm]
+	if p := settings.Profile; p != nil {
+		if err := p.CheckLaunch(conf); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrDiscovery, err)
+		}
+	}
+	methods := conf.TokenEndpointAuthMethodsSupported
 	info := &serverInfo{
 		authURL:       conf.AuthorizationEndpoint,
 		tokenURL:      conf.TokenEndpoint,
 		issuer:        conf.Issuer,
 		jwksURI:       conf.JWKSURI,
 		authorizePost: conf.Supports("authorize-post"),
+		secretOnly: len(methods) > 0 && !slices.Contains(methods, smart.AuthMethodPrivateKeyJWT) &&
+			(settings.Profile == nil || !settings.Profile.LenientDiscovery), // a lenient server under-advertises
+		conf: conf,
 	}
 	for name, v := range map[string]string{"authorization_endpoint": info.authURL, "token_endpoint": info.tokenURL} {
 		if v == "" {
@@ -93,13 +111,13 @@ func (rt *runtime) checkConfiguration(norm string, conf *smart.Configuration) (*
 			rt.log.Warn("ignoring jwks_uri", "issuer", norm, "err", err.Error())
 		}
 	}
-	methods := conf.CodeChallengeMethodsSupported
+	pkce := conf.CodeChallengeMethodsSupported
 	switch {
-	case len(methods) == 0:
-		if !rt.policy.settings[norm].ForcePKCE {
+	case len(pkce) == 0:
+		if !settings.ForcePKCE {
 			rt.log.Warn("server does not advertise PKCE; sending S256 anyway", "issuer", norm)
 		}
-	case !slices.Contains(methods, "S256") && !rt.policy.settings[norm].ForcePKCE:
+	case !slices.Contains(pkce, "S256") && !settings.ForcePKCE:
 		return nil, fmt.Errorf("%w: code_challenge_methods_supported lacks S256 (PKCE downgrade; set IssuerSettings.ForcePKCE if the server accepts S256 anyway)", ErrDiscovery)
 	}
 	var extra struct {

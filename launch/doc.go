@@ -57,7 +57,15 @@
 //     browser's cookie.
 //   - Refresh is single-flight per launch (across processes too, with Config.Locker), rotated
 //     refresh tokens are stored before use, and a refused refresh clears the tokens
-//     (ErrReauthRequired).
+//     (ErrReauthRequired). A store that fails (a timeout) clears nothing: ErrStoreUnavailable, 503.
+//
+// # Vendor profiles
+//
+// Per-issuer quirks are data (CONV-5): IssuerSettings, filled from a smart.Profile by
+// SettingsFromProfile, sets how aud is sent (the VA wants none), forced PKCE (athena), headers on
+// every request (Epic-Client-ID), discovery fallbacks (MEDITECH's OpenID Connect document), the
+// scope grammar and extra scopes, and how a refresh authenticates (client_id, a fresh assertion).
+// A client with both a key and a secret uses private_key_jwt wherever the server supports it (AUTH-04).
 //   - Nothing secret is logged: tokens, codes, states, verifiers, assertions and secrets never appear
 //     in logs or error strings.
 //
@@ -80,7 +88,9 @@
 // Handlers pass typed errors to Config.OnError: *AuthorizationError (the server's error redirect),
 // *IDTokenError, *oauth2.RetrieveError (token endpoint errors), *smart.TokenResponseError, and
 // errors wrapping ErrIssuerNotAllowed, ErrMissingParameter, ErrStateUnknown, ErrStateMismatch,
-// ErrStateExpired, ErrNoSession, ErrReauthRequired or ErrConfig. ErrorPage is the default.
+// ErrStateExpired, ErrNoSession, ErrReauthRequired, ErrStoreUnavailable or ErrConfig. Token
+// endpoint errors without an OAuth error code (athenaPractice) are *smart.NonOAuthError. ErrorPage
+// is the default; it explains token errors with smart.ExplainTokenError.
 //
 // Specifications: SMART App Launch 2.2 (https://hl7.org/fhir/smart-app-launch/), RFC 6749, RFC 7636
 // (PKCE), RFC 9207 (authorization server issuer identification), RFC 9700 (OAuth 2.0 security best

@@ -43,6 +43,7 @@ type envOptions struct {
 	authMethod string // none (default), client_secret_basic, private_key_jwt
 	alg        string // private_key_jwt: ES384 (default) or RS384
 	version    string // sandbox version mode
+	as         string // sandbox vendor mode (smarttest.WithAs)
 	configure  func(*launch.Config)
 	scopes     []string
 	// wrap, when set, serves the sandbox through wrap(sandbox) on an origin of its own, which is
@@ -54,7 +55,7 @@ type envOptions struct {
 func newEnv(t testing.TB, opts envOptions) *env {
 	t.Helper()
 	e := &env{t: t, rec: &recorder{base: http.DefaultTransport}, logs: &syncBuffer{}, clock: &clock{}}
-	e.srv = startSandbox(t, opts.version)
+	e.srv = startSandbox(t, opts.version, opts.as)
 	e.sb, e.fhir = e.srv.Sandbox, e.srv.FHIRBase
 	if opts.wrap != nil {
 		front := httptest.NewServer(opts.wrap(e.sb))
@@ -104,9 +105,9 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	return e
 }
 
-func startSandbox(t testing.TB, version string) *smarttest.Server {
+func startSandbox(t testing.TB, version, as string) *smarttest.Server {
 	t.Helper()
-	opts := []smarttest.Option{smarttest.WithPatients(5)}
+	opts := []smarttest.Option{smarttest.WithPatients(5), smarttest.WithAs(as)}
 	if version != "" {
 		opts = append(opts, smarttest.WithVersion(version))
 	}

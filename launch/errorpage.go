@@ -39,6 +39,8 @@ func describe(err error) (int, string, string) {
 	var re *oauth2.RetrieveError
 	var te *smart.TokenResponseError
 	switch {
+	case errors.Is(err, ErrStoreUnavailable):
+		return http.StatusServiceUnavailable, "Temporarily unavailable", "The app could not reach its session storage. Try again in a moment."
 	case errors.Is(err, ErrIssuerNotAllowed):
 		return http.StatusForbidden, "Unknown EHR", "This app is not registered with the server that tried to launch it."
 	case errors.Is(err, ErrMissingParameter):
@@ -56,7 +58,11 @@ func describe(err error) (int, string, string) {
 		return http.StatusUnauthorized, "Please launch the app again", "Your session has ended or this page belongs to another launch."
 	case errors.As(err, &ie):
 		return http.StatusBadGateway, "Identity could not be verified", "The server's id_token failed verification."
-	case errors.As(err, &re), errors.As(err, &te):
+	case errors.As(err, &re):
+		// What the failure means and what to do: Oracle Health's persona mismatch, Epic's bare 400s,
+		// athenaPractice's non-OAuth errors, the OAuth codes, with the server's error_uri.
+		return http.StatusBadGateway, "Token request failed", smart.ExplainTokenError(err)
+	case errors.As(err, &te):
 		return http.StatusBadGateway, "Token request failed", "The EHR's token endpoint did not issue usable tokens."
 	case errors.Is(err, ErrConfig):
 		return http.StatusInternalServerError, "App misconfigured", "The app's SMART configuration is invalid."

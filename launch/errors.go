@@ -33,7 +33,15 @@ var (
 	ErrConfig = errors.New("launch: invalid configuration")
 	// ErrDiscovery: the server's SMART configuration cannot be used for this launch.
 	ErrDiscovery = errors.New("launch: unusable server configuration")
+	// ErrStoreUnavailable: the StateStore, SessionStore or Locker failed (a timeout, a Redis outage).
+	// The launch is kept: nothing was deleted, and the request may be retried. ErrorPage answers 503.
+	ErrStoreUnavailable = errors.New("launch: session store unavailable")
 )
+
+// storeError wraps a failure of a store or the Locker: what failed, ErrStoreUnavailable and the cause.
+func storeError(what string, err error) error {
+	return fmt.Errorf("launch: %s: %w: %w", what, ErrStoreUnavailable, err)
+}
 
 // AuthorizationError is an error returned by the authorization server on the redirect
 // (RFC 6749 §4.1.2.1): access_denied, invalid_scope, … Code, Description and URI are the server's

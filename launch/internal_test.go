@@ -286,7 +286,12 @@ func TestConfigValidation(t *testing.T) {
 		{"credential header", func(c *Config) {
 			c.Issuers = map[string]IssuerSettings{"https://ehr/fhir": {Header: map[string][]string{"Authorization": {"x"}}}}
 		}},
-		{"secret and key", func(c *Config) { c.ClientSecret = "s"; c.PrivateKey = testSigner(t) }},
+		{"key id without key", func(c *Config) { c.KeyID = "k1" }},
+		{"invalid issuer profile", func(c *Config) {
+			p, _ := smart.LookupProfile("epic")
+			p.Headers = map[string]string{"Cookie": "x"}
+			c.Issuers = map[string]IssuerSettings{"https://ehr/fhir": {Profile: &p}}
+		}},
 		{"hmac id_token alg", func(c *Config) { c.IDTokenAlgorithms = []string{"HS256"} }},
 		{"none id_token alg", func(c *Config) { c.IDTokenAlgorithms = []string{"none"} }},
 		{"scope with space", func(c *Config) { c.Scopes = []string{"a b"} }},

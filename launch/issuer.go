@@ -37,6 +37,11 @@ func newIssuerPolicy(c *Config) (*issuerPolicy, error) {
 				return nil, configErr("Issuers[%q].Header must not carry credentials (%s)", s, k)
 			}
 		}
+		if set.Profile != nil {
+			if err := set.Profile.Validate(); err != nil {
+				return nil, configErr("Issuers[%q].Profile: %v", s, err)
+			}
+		}
 		p.settings[n] = set
 	}
 	return p, nil

@@ -22,6 +22,11 @@ import (
 // refreshTimeout bounds a refresh shared by several requests: it outlives any one of them.
 const refreshTimeout = 60 * time.Second
 
+// refreshLockTTL is how long the cross-process refresh lock lives: the whole refresh, plus a margin
+// for the lock service's own clock and round trips, so that it never expires while its holder still
+// refreshes (another process would then redeem the same refresh token, REF-04).
+const refreshLockTTL = refreshTimeout + 15*time.Second
+
 // sessionSource is the token source of one Session: a smart.CachingTokenSource over the session
 // store, with the refresh single-flighted per launch across every request of the process (REF-04).
 type sessionSource struct {
@@ -103,9 +108,9 @@ func (rt *runtime) invalidated(key string, tok *smart.Token) bool {
 // forceRefresh refreshes the launch's token now (Session.Refresh), unless another request did so
 // while this one waited.
 func (rt *runtime) forceRefresh(ctx context.Context, key, scope string) (*TokenSet, error) {
-	ts, err := rt.sessions.Load(ctx, key)
+	ts, err := rt.loadForRefresh(ctx, key)
 	if err != nil {
-		return nil, rt.reauth(ctx, key, err)
+		return nil, err
 	}
 	return rt.refreshSession(ctx, key, true, ts.Token.AccessToken, scope)
 }
@@ -119,15 +124,15 @@ func (rt *runtime) refreshSession(ctx context.Context, key string, force bool, s
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
 		defer cancel()
 		if l := rt.c.Locker; l != nil {
-			unlock, err := l.Lock(fctx, refreshLockName(key), refreshTimeout)
+			unlock, err := l.Lock(fctx, refreshLockName(key), refreshLockTTL)
 			if err != nil {
-				return nil, fmt.Errorf("launch: refresh lock: %w", err)
+				return nil, storeError("refresh lock", err)
 			}
 			defer unlock()
 		}
-		ts, err := rt.sessions.Load(fctx, key)
+		ts, err := rt.loadForRefresh(fctx, key)
 		if err != nil {
-			return nil, rt.reauth(fctx, key, err)
+			return nil, err
 		}
 		switch {
 		case force && ts.Token.AccessToken != seenAT:
@@ -143,6 +148,20 @@ func (rt *runtime) refreshSession(ctx context.Context, key string, force bool, s
 	return v.(*TokenSet), nil
 }
 
+// loadForRefresh loads a launch's tokens for a refresh. Only a launch that is gone (ErrNoSession)
+// means re-authorization; any other store failure (a timeout, an outage) wraps ErrStoreUnavailable
+// and leaves the launch alone, for the next request to try again.
+func (rt *runtime) loadForRefresh(ctx context.Context, key string) (*TokenSet, error) {
+	ts, err := rt.sessions.Load(ctx, key)
+	switch {
+	case errors.Is(err, ErrNoSession):
+		return nil, rt.reauth(ctx, key, err)
+	case err != nil:
+		return nil, storeError("session store", err)
+	}
+	return ts, nil
+}
+
 // refreshLockName names the cross-process lock of a launch's refresh: a hash of its key, which is a
 // bearer secret that a lock service has no need to see.
 func refreshLockName(key string) string {
@@ -153,7 +172,7 @@ func refreshLockName(key string) string {
 // refreshTokens sends the refresh_token grant, authenticated like the code exchange (REF-01), and
 // stores the merged result in one write (REF-03).
 func (rt *runtime) refreshTokens(ctx context.Context, key string, ts *TokenSet, scope string) (*TokenSet, error) {
-	if ts.Token.RefreshToken == "" {
+	if !smart.CanRefresh(ts.Token) {
 		// Gate refresh on the refresh token itself, not on offline_access (REF-02). Without one a
 		// token that has not quite expired is still served.
 		if ts.Token.Expiry.After(rt.now()) && !rt.invalidated(key, ts.Token) {
@@ -169,7 +188,7 @@ func (rt *runtime) refreshTokens(ctx context.Context, key string, ts *TokenSet, 
 	if scope != "" {
 		form.Set("scope", scope)
 	}
-	tok, err := rt.tokenRequest(ctx, norm, ts.TokenURL, form)
+	tok, err := rt.tokenRequest(ctx, norm, ts.TokenURL, form, grantRefresh)
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
@@ -180,7 +199,7 @@ func (rt *runtime) refreshTokens(ctx context.Context, key string, ts *TokenSet, 
 	merged := mergeRefresh(ts, tok)
 	merged.Updated = rt.now()
 	if err := rt.sessions.Save(ctx, key, merged); err != nil {
-		return nil, fmt.Errorf("launch: session store: %w", err)
+		return nil, storeError("session store", err)
 	}
 	rt.invalid.Delete(key)
 	rt.log.Info("token refreshed", "issuer", ts.Issuer, "rotated", tok.RefreshToken != "", "context_changed", merged.ContextChanged)

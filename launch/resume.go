@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
-	"fmt"
 	"strings"
 )
 
@@ -49,7 +48,7 @@ func (rt *runtime) load(ctx context.Context, sid, handle string) (*Session, erro
 		if errors.Is(err, ErrNoSession) {
 			return nil, ErrNoSession
 		}
-		return nil, fmt.Errorf("launch: session store: %w", err)
+		return nil, storeError("session store", err)
 	}
 	if ts.Token == nil || subtle.ConstantTimeCompare([]byte(ts.Browser), []byte(sid)) != 1 {
 		return nil, ErrNoSession

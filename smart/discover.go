@@ -118,23 +118,11 @@ func Discover(ctx context.Context, hc *http.Client, fhirBase string) (*Configura
 // The result is not yet trusted for credentials: check its endpoints with CheckEndpointOrigins
 // (DISC-07), and with RequireLaunch, RequireBackend or RequireOpenID for the flow at hand.
 func (d *Discoverer) Discover(ctx context.Context, fhirBase string) (*Configuration, error) {
-	base, err := httpx.ParseAbsURL(fhirBase, d.InsecureAllowHTTP)
+	base, ctx, hc, done, err := d.start(ctx, fhirBase, "discovery")
 	if err != nil {
-		return nil, fmt.Errorf("smart: discovery: FHIR base: %w", err)
+		return nil, err
 	}
-	if base.RawQuery != "" || base.Fragment != "" || base.Opaque != "" {
-		return nil, fmt.Errorf("smart: discovery: FHIR base %q: %w: a base URL has no query or fragment", httpx.Redact(fhirBase), ErrInsecureURL)
-	}
-	timeout := d.Timeout
-	if timeout <= 0 {
-		timeout = DefaultDiscoveryTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	hc := d.client()
-	if d.HTTPClient == nil {
-		defer hc.CloseIdleConnections()
-	}
+	defer done()
 
 	cfg, err := d.fetchDocument(ctx, hc, base, wellKnownPath, false)
 	if err == nil {
@@ -164,6 +152,31 @@ func (d *Discoverer) Discover(ctx context.Context, fhirBase string) (*Configurat
 		errs = append(errs, err)
 	}
 	return nil, errors.Join(errs...)
+}
+
+// start begins a call for fhirBase: the parsed base (CONV-1, no query or fragment), ctx bounded by
+// Timeout, the HTTP client, and done, which the caller defers. what names the call in errors.
+func (d *Discoverer) start(ctx context.Context, fhirBase, what string) (*url.URL, context.Context, *http.Client, func(), error) {
+	base, err := httpx.ParseAbsURL(fhirBase, d.InsecureAllowHTTP)
+	if err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("smart: %s: FHIR base: %w", what, err)
+	}
+	if base.RawQuery != "" || base.Fragment != "" || base.Opaque != "" {
+		return nil, nil, nil, nil, fmt.Errorf("smart: %s: FHIR base %q: %w: a base URL has no query or fragment", what, httpx.Redact(fhirBase), ErrInsecureURL)
+	}
+	timeout := d.Timeout
+	if timeout <= 0 {
+		timeout = DefaultDiscoveryTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	hc := d.client()
+	done := func() {
+		cancel()
+		if d.HTTPClient == nil {
+			hc.CloseIdleConnections()
+		}
+	}
+	return base, ctx, hc, done, nil
 }
 
 const (

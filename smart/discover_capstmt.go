@@ -40,21 +40,32 @@ type capabilityStatement struct {
 // extension (authorize, token (required), register, manage, introspect, revoke) and the v1
 // capabilities extension. The result is Legacy.
 func (d *Discoverer) fetchCapabilityStatement(ctx context.Context, hc *http.Client, base *url.URL) (*Configuration, error) {
-	u := wellKnownURL(base, "metadata")
-	resp, err := d.get(ctx, hc, u, "application/fhir+json, application/json+fhir;q=0.9, application/json;q=0.8")
+	resp, u, err := d.getMetadata(ctx, hc, base)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	if err := checkJSONMediaType(resp.Header.Get("Content-Type"), []byte("{")); err != nil {
-		return nil, d.errorf(u, resp.StatusCode, err)
-	}
 	cfg, err := parseCapabilityStatement(&limitedReader{r: resp.Body, n: MaxCapabilityStatementBytes}, base, d.InsecureAllowHTTP)
 	if err != nil {
 		return nil, d.errorf(u, resp.StatusCode, err)
 	}
 	cfg.DocumentURL = u.String()
 	return cfg, nil
+}
+
+// getMetadata GETs {base}/metadata and returns the 2xx response, body open, once its Content-Type is
+// a JSON one; u is the URL fetched.
+func (d *Discoverer) getMetadata(ctx context.Context, hc *http.Client, base *url.URL) (resp *http.Response, u *url.URL, err error) {
+	u = wellKnownURL(base, "metadata")
+	resp, err = d.get(ctx, hc, u, "application/fhir+json, application/json+fhir;q=0.9, application/json;q=0.8")
+	if err != nil {
+		return nil, u, err
+	}
+	if err := checkJSONMediaType(resp.Header.Get("Content-Type"), []byte("{")); err != nil {
+		resp.Body.Close()
+		return nil, u, d.errorf(u, resp.StatusCode, err)
+	}
+	return resp, u, nil
 }
 
 // parseCapabilityStatement decodes a CapabilityStatement (or DSTU2 Conformance) stream.

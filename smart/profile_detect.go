@@ -9,8 +9,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-
-	"github.com/smartfhir/smartfhir/internal/httpx"
 )
 
 // ServerInfo is what a FHIR server says about itself in its CapabilityStatement: who publishes it,
@@ -73,29 +71,16 @@ func ParseServerInfo(r io.Reader) (*ServerInfo, error) {
 // ServerInfo fetches GET {fhirBase}/metadata with the Discoverer's client, headers, limits and
 // redirect policy, and parses it with ParseServerInfo.
 func (d *Discoverer) ServerInfo(ctx context.Context, fhirBase string) (*ServerInfo, error) {
-	base, err := httpx.ParseAbsURL(fhirBase, d.InsecureAllowHTTP)
+	base, ctx, hc, done, err := d.start(ctx, fhirBase, "metadata")
 	if err != nil {
-		return nil, fmt.Errorf("smart: metadata: FHIR base: %w", err)
+		return nil, err
 	}
-	timeout := d.Timeout
-	if timeout <= 0 {
-		timeout = DefaultDiscoveryTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	hc := d.client()
-	if d.HTTPClient == nil {
-		defer hc.CloseIdleConnections()
-	}
-	u := wellKnownURL(base, "metadata")
-	resp, err := d.get(ctx, hc, u, "application/fhir+json, application/json+fhir;q=0.9, application/json;q=0.8")
+	defer done()
+	resp, u, err := d.getMetadata(ctx, hc, base)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	if err := checkJSONMediaType(resp.Header.Get("Content-Type"), []byte("{")); err != nil {
-		return nil, d.errorf(u, resp.StatusCode, err)
-	}
 	info, err := ParseServerInfo(resp.Body)
 	if err != nil {
 		return nil, d.errorf(u, resp.StatusCode, err)

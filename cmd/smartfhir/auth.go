@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -70,10 +71,11 @@ func (g *globals) credentials(s *serverSettings) (credentials, error) {
 // origin.
 func httpClient() *http.Client { return httpx.NewClient(0) }
 
-// discover fetches the SMART configuration of the settings' FHIR base (DISC-*), with the profile's
-// headers, falling back to the CapabilityStatement.
+// discover fetches the SMART configuration of the settings' FHIR base (DISC-*), with the headers and
+// discovery fallbacks of the vendor profile (named, or detected first: vendorProfile).
 func (g *globals) discover(ctx context.Context, s *serverSettings) (*smart.Configuration, error) {
 	d := smart.Discoverer{HTTPClient: httpClient(), Header: s.Header, InsecureAllowHTTP: s.InsecureHTTP}
+	g.vendorProfile(ctx, s).ApplyDiscoverer(&d, s.ClientID)
 	cfg, err := d.Discover(ctx, s.FHIR)
 	if err != nil {
 		return nil, fmt.Errorf("%w\n(is %s the FHIR base URL, e.g. https://host/fhir? 'smartfhir check %s' says more)", err, httpx.Redact(s.FHIR), httpx.Redact(s.FHIR))
@@ -96,6 +98,7 @@ func (s *serverSettings) trusted(cfg *smart.Configuration) []string {
 // under the store's lock.
 func launchConfig(s *serverSettings, cr credentials, st *loginStore, redirectURL string, scopes []string) *launch.Config {
 	return &launch.Config{
+		Issuers:           map[string]launch.IssuerSettings{s.FHIR: s.issuerSettings()},
 		ClientID:          s.ClientID,
 		RedirectURL:       redirectURL,
 		Scopes:            scopes,
@@ -103,7 +106,6 @@ func launchConfig(s *serverSettings, cr credentials, st *loginStore, redirectURL
 		PrivateKey:        cr.key,
 		KeyID:             cr.kid,
 		AllowedIssuers:    []string{s.FHIR},
-		Issuers:           map[string]launch.IssuerSettings{s.FHIR: {Header: s.Header}},
 		InsecureAllowHTTP: s.InsecureHTTP,
 		SessionStore:      st.sessions,
 		Locker:            st,
@@ -115,6 +117,19 @@ func launchConfig(s *serverSettings, cr credentials, st *loginStore, redirectURL
 		SessionAge: loginLifetime,
 		LandingURL: "/done",
 	}
+}
+
+// issuerSettings are the launch settings of the server: its vendor profile's (aud, PKCE, discovery,
+// scopes, refresh authentication) with the settings' headers.
+func (s *serverSettings) issuerSettings() launch.IssuerSettings {
+	set := launch.IssuerSettings{Header: http.Header{}}
+	if s.Vendor != nil {
+		set = launch.SettingsFromProfile(*s.Vendor, s.ClientID)
+	}
+	for k, vs := range s.Header { // the user's headers win over the profile's
+		set.Header[k] = slices.Clone(vs)
+	}
+	return set
 }
 
 // loginLifetime bounds a stored login; refresh tokens usually die sooner.
@@ -185,6 +200,7 @@ type authn struct {
 // authenticate picks the stored login for the settings' FHIR base and profile, else SMART Backend
 // Services with --client-id and --key (or plain OAuth client_credentials with a secret).
 func (g *globals) authenticate(ctx context.Context, s *serverSettings) (*authn, error) {
+	g.vendorProfile(ctx, s)
 	sess, _, _, err := g.resumeLoginContext(ctx, s)
 	switch {
 	case err == nil:
@@ -209,8 +225,11 @@ func (g *globals) authenticate(ctx context.Context, s *serverSettings) (*authn, 
 	}
 	bc := &backend.Config{
 		ClientID: s.ClientID, FHIRBase: s.FHIR, Scopes: strings.Fields(s.Scope),
-		PrivateKey: cr.key, KeyID: cr.kid, ClientSecret: cr.secret,
+		PrivateKey: cr.key, KeyID: cr.kid, ClientSecret: cr.secret, Profile: s.Vendor,
 		Header: s.Header, HTTPClient: httpClient(), TrustedOrigins: s.TrustOrigins, InsecureAllowHTTP: s.InsecureHTTP,
+	}
+	if err := g.shareTokens(ctx, bc); err != nil {
+		return nil, err
 	}
 	// Client and TokenSource each cache their own token; a command uses one or the other.
 	return &authn{kind: "backend", src: bc.TokenSource(ctx), fhir: bc.Client(ctx)}, nil
@@ -236,6 +255,11 @@ func (s *serverSettings) fhirClient(a *authn) (*fhirclient.Client, error) {
 		return nil, err
 	}
 	c.Header = s.Header.Clone()
+	if s.Vendor != nil {
+		if err := c.SetProfile(*s.Vendor, s.ClientID); err != nil { // Accept, $everything, X-RateLimit-*
+			return nil, err
+		}
+	}
 	c.TrustedOrigins = s.TrustOrigins
 	c.InsecureAllowHTTP = s.InsecureHTTP
 	c.UserAgent = "smartfhir-cli"

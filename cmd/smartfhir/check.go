@@ -81,6 +81,9 @@ func runCheck(ctx context.Context, g *globals, reqTimeout time.Duration) error {
 	c.rec = newRecorder(httpx.NewTransport(), httpx.MaxSmallBody+1)
 	c.hc = &http.Client{Transport: c.rec, CheckRedirect: httpx.SameOriginRedirects}
 
+	// The vendor profile shapes the requests (headers, discovery fallbacks); the verdicts stay the
+	// spec's own.
+	vendor := g.vendorProfile(ctx, s)
 	c.discovery(ctx)
 	c.capabilityStatement(ctx)
 	c.unauthenticated(ctx)
@@ -92,12 +95,13 @@ func runCheck(ctx context.Context, g *globals, reqTimeout time.Duration) error {
 	if g.json {
 		if err := printJSON(g.stdout, map[string]any{
 			"fhir_base": s.FHIR, "passed": !c.rep.failed(), "findings": c.rep.Findings,
+			"profile": map[string]any{"name": vendor.Name, "named": s.VendorNamed, "source": s.VendorReason},
 			"summary": map[string]int{"pass": c.rep.count(statusPass), "warn": c.rep.count(statusWarn), "fail": c.rep.count(statusFail),
 				"skip": c.rep.count(statusSkip), "info": c.rep.count(statusInfo)},
 		}); err != nil {
 			return err
 		}
-	} else if err := printReport(g.stdout, s.FHIR, &c.rep); err != nil {
+	} else if err := printReport(g.stdout, s.FHIR, s.vendorLine(), &c.rep); err != nil {
 		return err
 	}
 	if n := c.rep.count(statusFail); n > 0 {
@@ -107,8 +111,8 @@ func runCheck(ctx context.Context, g *globals, reqTimeout time.Duration) error {
 }
 
 // printReport writes the report as a table and a summary line.
-func printReport(w io.Writer, base string, r *report) error {
-	fmt.Fprintf(w, "SMART conformance of %s\n\n", safe(base))
+func printReport(w io.Writer, base, profile string, r *report) error {
+	fmt.Fprintf(w, "SMART conformance of %s\nprofile: %s\n\n", safe(base), safe(profile))
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for _, f := range r.Findings {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", strings.ToUpper(f.Status), f.ID, f.Level, f.Title, f.Detail)
@@ -145,8 +149,10 @@ func (c *checker) discovery(ctx context.Context) {
 		c.cfg = cfg
 		return
 	}
-	// Go on with whatever configuration a client would end up with (CapabilityStatement fallback).
+	// Go on with whatever configuration a client would end up with (the CapabilityStatement, or the
+	// vendor profile's fallbacks).
 	d.Fallbacks = nil
+	c.s.Vendor.ApplyDiscoverer(&d, c.s.ClientID)
 	if cfg, err := d.Discover(ctx, c.s.FHIR); err == nil {
 		c.cfg = cfg
 		c.rep.add("DISC-12", levelShould, statusInfo, "fallback discovery", "continuing with the configuration from "+cfg.DocumentURL)

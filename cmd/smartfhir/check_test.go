@@ -127,6 +127,7 @@ var checkFaults = map[string]faultExpectation{
 	"token_html_502":                   {"TOK-12", statusFail, "HTTP 502", 1},
 	"token_bare_400":                   {"TOK-12", statusFail, "an empty body", 1},
 	"token_expired_refresh_token":      {"REF-06", statusFail, "invalid_grant", 1},
+	"token_persona_mismatch":           {"BS-06", statusFail, "unauthorized_client", 1},
 }
 
 // TestCheckDetectsEveryFault arms each discovery and token fault of the in-process sandbox in turn and

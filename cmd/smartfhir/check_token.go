@@ -109,7 +109,7 @@ func (c *checker) token(ctx context.Context) error {
 	}
 	bc := &backend.Config{
 		ClientID: c.s.ClientID, TokenURL: c.cfg.TokenEndpoint, FHIRBase: c.s.FHIR, Scopes: scopes,
-		PrivateKey: cr.key, KeyID: cr.kid, ClientSecret: cr.secret, Header: c.s.Header,
+		PrivateKey: cr.key, KeyID: cr.kid, ClientSecret: cr.secret, Header: c.s.Header, Profile: c.s.Vendor,
 		HTTPClient: c.hc, TrustedOrigins: c.s.TrustOrigins, InsecureAllowHTTP: c.s.InsecureHTTP,
 	}
 	tctx, cancel := context.WithTimeout(ctx, 2*c.reqTimeout)

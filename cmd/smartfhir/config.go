@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/smartfhir/smartfhir/internal/httpx"
+	"github.com/smartfhir/smartfhir/smart"
 )
 
 // The user's config file holds named profiles, each standing for a line of server flags:
@@ -37,7 +38,7 @@ import (
 //	      "auth": "private_key_jwt",
 //	      "key_file": "~/keys/epic.pem",
 //	      "preset": "epic",
-//	      "headers": {"Epic-Client-ID": "…"}
+//	      "quirks": {"retry_after_cap": "10m", "extra_scopes": ["sandbox"]}
 //	    }
 //	  }
 //	}
@@ -45,6 +46,11 @@ import (
 // It lives at os.UserConfigDir()/smartfhir/config.json (SMARTFHIR_CONFIG_DIR overrides the
 // directory). Flags and SMARTFHIR_* variables override a profile's values. A secret never goes in
 // the file: use SMARTFHIR_CLIENT_SECRET or --client-secret-file.
+//
+// "preset" names a vendor preset (smartfhir profiles) whose quirks the profile inherits; "quirks"
+// changes single settings of it, in the JSON form 'smartfhir profiles --json' prints, read strictly
+// (an unknown key is an error naming it). --profile NAME takes a profile of this file, else a vendor
+// preset of that name.
 
 // configFileName is the name of the config file inside the config directory.
 const configFileName = "config.json"
@@ -70,9 +76,12 @@ type profile struct {
 	Kid          string            `json:"kid,omitempty"`
 	Scope        string            `json:"scope,omitempty"`
 	Preset       string            `json:"preset,omitempty"` // a vendor preset whose quirks the profile inherits
+	Quirks       json.RawMessage   `json:"quirks,omitempty"` // settings of a smart.Profile over the preset's
 	Headers      map[string]string `json:"headers,omitempty"`
 	TrustOrigins []string          `json:"trust_origins,omitempty"`
 	InsecureHTTP bool              `json:"insecure_http,omitempty"`
+
+	vendor *smart.Profile // built from Preset and Quirks; nil when the profile has neither
 }
 
 // userConfig is the whole config file.
@@ -175,6 +184,46 @@ func parseProfile(b []byte) (*profile, error) {
 			return nil, fmt.Errorf("header %q: credentials do not belong in the config file", k)
 		}
 	}
+	vendor, err := vendorOf(p.Preset, p.Quirks)
+	if err != nil {
+		return nil, err
+	}
+	p.vendor = vendor
+	return &p, nil
+}
+
+// vendorOf builds the vendor profile of a config profile: the preset, with quirks over it. Both
+// empty give nil. An unknown preset lists the presets; an unknown quirks key names itself.
+func vendorOf(preset string, quirks json.RawMessage) (*smart.Profile, error) {
+	if preset == "" && len(quirks) == 0 {
+		return nil, nil
+	}
+	if len(quirks) == 0 {
+		p, err := smart.ProfileByName(preset)
+		if err != nil {
+			return nil, fmt.Errorf("preset: %w", err)
+		}
+		return &p, nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(quirks, &obj); err != nil || obj == nil {
+		return nil, errors.New("quirks must be a JSON object of profile settings (see 'smartfhir profiles --json')")
+	}
+	if preset != "" {
+		var inner string
+		if raw, ok := obj["preset"]; ok && (json.Unmarshal(raw, &inner) != nil || !strings.EqualFold(inner, preset)) {
+			return nil, fmt.Errorf("quirks: preset %s differs from the profile's preset %q", raw, preset)
+		}
+		obj["preset"], _ = json.Marshal(preset)
+	}
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	p, err := smart.ParseProfile(b)
+	if err != nil {
+		return nil, fmt.Errorf("quirks: %w", err)
+	}
 	return &p, nil
 }
 
@@ -183,8 +232,9 @@ func profileKeys() []string {
 	t := reflect.TypeFor[profile]()
 	keys := make([]string, 0, t.NumField())
 	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-		keys = append(keys, name)
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" {
+			keys = append(keys, name)
+		}
 	}
 	return keys
 }
@@ -203,6 +253,16 @@ type serverSettings struct {
 	Header       http.Header
 	TrustOrigins []string // --trust-origin plus the profile's
 	InsecureHTTP bool     // --insecure-http or the profile's
+
+	// Vendor is the vendor profile the requests follow (CONV-5): the one --profile names (a preset,
+	// or a config profile's preset and quirks), else, once vendorProfile has run, the detected one.
+	// Its headers are in Header.
+	Vendor *smart.Profile
+	// VendorNamed says the user chose Vendor; only then does it add trusted origins (a detected
+	// profile never widens trust).
+	VendorNamed bool
+	// VendorReason says where Vendor came from, for the report.
+	VendorReason string
 }
 
 // resolveServer returns the effective server settings of g. With --profile NAME the profile is
@@ -236,6 +296,13 @@ func resolveServer(g *globals, requireFHIR bool) (*serverSettings, error) {
 		s.TrustOrigins = append(s.TrustOrigins, p.TrustOrigins...)
 		for k, v := range p.Headers {
 			s.Header.Set(k, v)
+		}
+		if p.vendor != nil {
+			v := p.vendor.Clone()
+			if v.Name == "" {
+				v.Name = g.profile
+			}
+			s.useVendor(&v, true, "named by --profile "+g.profile)
 		}
 	}
 	// A credential flag decides over the profile's auth; SMARTFHIR_CLIENT_SECRET only where the
@@ -295,8 +362,9 @@ func (s *serverSettings) baseURL() (*url.URL, error) {
 	return u, nil
 }
 
-// lookupProfile returns the named profile of the config file; an unknown name (or no file) is a
-// usage error that lists the profiles there are.
+// lookupProfile returns the named profile of the config file, else the vendor preset of that name
+// as a profile with only a preset (CONV-6). An unknown name is a usage error that lists the
+// profiles of the file and the presets.
 func (g *globals) lookupProfile(name string) (*profile, error) {
 	dir, err := g.configDir()
 	if err != nil {
@@ -304,21 +372,45 @@ func (g *globals) lookupProfile(name string) (*profile, error) {
 	}
 	path := filepath.Join(dir, configFileName)
 	cfg, err := loadConfig(path)
-	if errors.Is(err, errNoConfig) {
-		return nil, usagef("--profile %q: no config file at %s; create it with a \"profiles\" object (see 'smartfhir login --help')", name, path)
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, errNoConfig) {
 		return nil, err
 	}
-	p, ok := cfg.Profiles[name]
-	if !ok {
-		known := slices.Sorted(maps.Keys(cfg.Profiles))
-		if len(known) == 0 {
-			return nil, usagef("--profile %q: %s defines no profiles", name, path)
+	if cfg != nil {
+		if p, ok := cfg.Profiles[name]; ok {
+			return p, nil
 		}
-		return nil, usagef("--profile %q: no such profile in %s; known profiles: %s", name, path, strings.Join(known, ", "))
 	}
-	return p, nil
+	if vp, ok := smart.LookupProfile(name); ok {
+		return &profile{Preset: vp.Name, vendor: &vp}, nil
+	}
+	presets := "vendor presets: " + strings.Join(smart.ProfileNames(), ", ")
+	switch known := slices.Sorted(maps.Keys(cfgProfiles(cfg))); {
+	case cfg == nil:
+		return nil, usagef("--profile %q: not a vendor preset, and there is no config file at %s to define it in (see 'smartfhir login --help'); %s",
+			name, path, presets)
+	case len(known) == 0:
+		return nil, usagef("--profile %q: not a vendor preset, and %s defines no profiles; %s", name, path, presets)
+	default:
+		return nil, usagef("--profile %q: no such profile in %s; known profiles: %s; %s", name, path, strings.Join(known, ", "), presets)
+	}
+}
+
+func cfgProfiles(cfg *userConfig) map[string]*profile {
+	if cfg == nil {
+		return nil
+	}
+	return cfg.Profiles
+}
+
+// useVendor makes p the settings' vendor profile and adds its headers (Epic-Client-ID with the
+// client id) to Header, where a header already set wins. A named profile's own trusted origins (an
+// introspection endpoint) join TrustOrigins.
+func (s *serverSettings) useVendor(p *smart.Profile, named bool, reason string) {
+	s.Vendor, s.VendorNamed, s.VendorReason = p, named, reason
+	p.ApplyHeaders(s.Header, s.ClientID)
+	if named {
+		s.TrustOrigins = append(s.TrustOrigins, p.TrustedOrigins()...)
+	}
 }
 
 // expandHome expands a leading "~/" in a path from the config file.

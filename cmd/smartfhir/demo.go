@@ -18,6 +18,7 @@ import (
 	"github.com/smartfhir/smartfhir/internal/httpx"
 	"github.com/smartfhir/smartfhir/internal/sandbox"
 	"github.com/smartfhir/smartfhir/launch"
+	"github.com/smartfhir/smartfhir/smart"
 )
 
 const (
@@ -47,19 +48,30 @@ the app with it, and prints the sandbox's launcher URL: open it, pick a patient,
 
 With --fhir URL it runs against that EHR instead, allowing only that issuer: register the printed
 launch and redirect URLs there, and pass --client-id plus --key FILE (private_key_jwt) or
-SMARTFHIR_CLIENT_SECRET / --client-secret-file (client_secret_basic); neither means a public client.`,
+SMARTFHIR_CLIENT_SECRET / --client-secret-file (client_secret_basic); neither means a public client,
+both mean private_key_jwt where the EHR supports it.
+
+--profile NAME applies a vendor profile (without --fhir the embedded sandbox then plays that vendor's
+EHR: 'smartfhir demo --profile epic'); against --fhir the profile is otherwise detected and reported.
+--store URL keeps launches in Redis (keys in SMARTFHIR_STORE_KEYS), so that several demo processes
+behind one proxy share them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDemo(cmd.Context(), g, o, cmd.Flags().Changed("addr"))
 		},
 	}
 	g.serverFlags(cmd)
+	g.storeFlag(cmd)
 	cmd.Flags().StringVar(&o.addr, "addr", demoDefaultAddr, "address the app listens on")
 	cmd.Flags().StringVar(&o.redirectURL, "redirect-url", "", "the app's redirect URL when it sits behind a proxy (default: http://ADDR/callback)")
 	return cmd
 }
 
 func runDemo(ctx context.Context, g *globals, o *demoOptions, addrSet bool) error {
+	s, err := resolveServer(g, false)
+	if err != nil {
+		return err
+	}
 	stderr := g.stderr
 	logger := slog.New(httpx.NewRedactingHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
 
@@ -91,11 +103,14 @@ func runDemo(ctx context.Context, g *globals, o *demoOptions, addrSet bool) erro
 	if g.scope != "" {
 		cfg.Scopes = strings.Fields(g.scope)
 	}
+	if err := g.shareLaunches(ctx, cfg); err != nil { // before anything listens
+		return err
+	}
 	opts := demoapp.Options{Launch: cfg, Logger: logger}
 
 	var servers []*http.Server
-	if g.fhir == "" {
-		sb, sbURL, srv, err := startDemoSandbox(logger)
+	if s.FHIR == "" {
+		sb, sbURL, srv, err := startDemoSandbox(logger, s.sandboxMode())
 		if err != nil {
 			return err
 		}
@@ -109,14 +124,20 @@ func runDemo(ctx context.Context, g *globals, o *demoOptions, addrSet bool) erro
 		}
 		cfg.ClientID = demoClientID
 		cfg.AllowedIssuers = []string{sbURL + "/fhir"}
+		if s.Vendor != nil {
+			s.ClientID = demoClientID
+			cfg.Issuers = map[string]launch.IssuerSettings{sbURL + "/fhir": s.issuerSettings()}
+		}
 		opts.LauncherURL = sbURL + "/"
 		opts.StandaloneIssuer = sbURL + "/fhir"
 		fmt.Fprintf(stderr, "sandbox: %s/ (open it, pick a patient, launch the demo app)\n", sbURL)
 	} else {
-		if err := configureDemoClient(g, cfg); err != nil {
+		if err := configureDemoClient(g, s, cfg); err != nil {
 			return err
 		}
-		opts.StandaloneIssuer = g.fhir
+		g.vendorProfile(ctx, s)
+		cfg.Issuers = map[string]launch.IssuerSettings{s.FHIR: s.issuerSettings()}
+		opts.StandaloneIssuer = s.FHIR
 	}
 
 	app, err := demoapp.New(opts)
@@ -145,25 +166,22 @@ func runDemo(ctx context.Context, g *globals, o *demoOptions, addrSet bool) erro
 	return nil
 }
 
-// configureDemoClient applies --fhir, --client-id, --key/--kid and the client secret.
-func configureDemoClient(g *globals, cfg *launch.Config) error {
-	if g.clientID == "" {
+// configureDemoClient applies the FHIR base, the client id, the key and kid and the client secret
+// (with both, launch uses private_key_jwt where the EHR supports it: AUTH-04).
+func configureDemoClient(g *globals, s *serverSettings, cfg *launch.Config) error {
+	if s.ClientID == "" {
 		return usagef("--fhir needs --client-id (the id the EHR registered for the demo app)")
 	}
-	if _, err := httpx.ParseAbsURL(g.fhir, g.insecureHTTP); err != nil {
-		return usagef("--fhir: %v", err)
-	}
-	cfg.ClientID = g.clientID
-	cfg.AllowedIssuers = []string{g.fhir}
+	cfg.ClientID = s.ClientID
+	cfg.AllowedIssuers = []string{s.FHIR}
+	cfg.InsecureAllowHTTP = s.InsecureHTTP
 	secret, err := g.clientSecret()
 	if err != nil {
 		return err
 	}
-	switch {
-	case g.keyFile != "" && secret != "":
-		return usagef("give --key or a client secret, not both")
-	case g.keyFile != "":
-		data, err := os.ReadFile(g.keyFile)
+	cfg.ClientSecret = secret
+	if s.KeyFile != "" {
+		data, err := os.ReadFile(s.KeyFile)
 		if err != nil {
 			return fmt.Errorf("demo: reading --key: %w", err)
 		}
@@ -172,24 +190,33 @@ func configureDemoClient(g *globals, cfg *launch.Config) error {
 			return fmt.Errorf("demo: --key: %w", err)
 		}
 		cfg.PrivateKey, cfg.KeyID = key, kid
-		if g.kid != "" {
-			cfg.KeyID = g.kid
+		if s.Kid != "" {
+			cfg.KeyID = s.Kid
 		}
-	case secret != "":
-		cfg.ClientSecret = secret
 	}
 	return nil
 }
 
+// sandboxMode is the vendor mode of the embedded sandbox: the named profile's preset, if any.
+func (s *serverSettings) sandboxMode() string {
+	if s.Vendor == nil || !s.VendorNamed {
+		return ""
+	}
+	if p, ok := smart.LookupProfile(s.Vendor.Name); ok {
+		return p.Name
+	}
+	return ""
+}
+
 // startDemoSandbox serves the embedded sandbox on 127.0.0.1:9090, or a free loopback port when that
 // one is taken, and returns it with its origin.
-func startDemoSandbox(logger *slog.Logger) (*sandbox.Server, string, *http.Server, error) {
+func startDemoSandbox(logger *slog.Logger, as string) (*sandbox.Server, string, *http.Server, error) {
 	ln, err := listen(demoSandboxAddr, true)
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("demo: sandbox: %w", err)
 	}
 	origin := "http://" + ln.Addr().String()
-	sb, err := sandbox.New(sandbox.Options{PublicURL: origin})
+	sb, err := sandbox.New(sandbox.Options{PublicURL: origin, As: as})
 	if err != nil {
 		ln.Close()
 		return nil, "", nil, fmt.Errorf("demo: sandbox: %w", err)

@@ -107,3 +107,14 @@ func TestDemoUsage(t *testing.T) {
 		t.Errorf("exit %d: %s", code, stderr.String())
 	}
 }
+
+// TestDemoStoreUsage: demo opens the --store before serving, with its keys from SMARTFHIR_STORE_KEYS.
+func TestDemoStoreUsage(t *testing.T) {
+	t.Parallel()
+	var stderr bytes.Buffer
+	code := runEnv(t.Context(), []string{"demo", "--addr", "127.0.0.1:0", "--store", "redis://127.0.0.1:1"},
+		strings.NewReader(""), io.Discard, &stderr, func(string) string { return "" })
+	if code != exitUsage || !strings.Contains(stderr.String(), "SMARTFHIR_STORE_KEYS") {
+		t.Errorf("exit %d: %s", code, stderr.String())
+	}
+}

@@ -72,6 +72,7 @@ Authentication is as for 'smartfhir get': usually a backend service with --clien
 		},
 	}
 	g.serverFlags(cmd)
+	g.storeFlag(cmd)
 	f := cmd.Flags()
 	if t := f.Lookup("timeout"); t != nil {
 		t.DefValue = "0s"
@@ -181,6 +182,9 @@ func runExport(ctx context.Context, g *globals, o *exportOptions) error {
 	c.TrustedOrigins = s.TrustOrigins
 	c.InsecureAllowHTTP = s.InsecureHTTP
 	c.UserAgent = "smartfhir-cli"
+	if err := c.SetProfile(*s.Vendor); err != nil { // authenticate set the vendor profile
+		return err
+	}
 
 	disp := newExportDisplay(g)
 	e := &bulk.Exporter{Client: c, Dir: o.out, Parallel: o.parallel, Validate: o.validate, Filter: o.filter,

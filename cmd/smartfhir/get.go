@@ -32,6 +32,7 @@ needed, else as a backend service with --client-id and --key (or SMARTFHIR_CLIEN
 		RunE: func(cmd *cobra.Command, args []string) error { return runGet(cmd.Context(), g, args[0]) },
 	}
 	g.serverFlags(cmd)
+	g.storeFlag(cmd)
 	return cmd
 }
 

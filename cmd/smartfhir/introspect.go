@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
+	"maps"
 	"net/url"
 	"os"
 	"slices"
@@ -24,8 +24,11 @@ func newIntrospectCmd(g *globals) *cobra.Command {
 		Short: "ask the server about a token (RFC 7662 introspection)",
 		Long: `introspect reads an access or refresh token from TOKEN-FILE ("-" for stdin) and asks the
 server's introspection_endpoint about it (SMART token introspection, RFC 7662), authenticating with
-a bearer token of the stored login or of backend services (as 'smartfhir get' does). It prints the
-answer: active or not, scope, client_id, expiry, launch context. The token itself is never printed.
+a bearer token of the stored login or of backend services (as 'smartfhir get' does). A vendor profile
+may name the endpoint instead (--profile oracle: Oracle Health's tokeninfo); it is used only when its
+origin is trusted. It prints the answer: active or not, scope, client_id, expiry, launch context; an
+active answer whose exp has passed is shown inactive (expired: true). The token itself is never
+printed.
 
   smartfhir token --fhir http://127.0.0.1:9090/fhir --client-id ID --key key.pem --show-token \
     | jq -r .access_token > tok.txt
@@ -54,43 +57,33 @@ func runIntrospect(ctx context.Context, g *globals, file string) error {
 	if err != nil {
 		return err
 	}
-	if cfg.IntrospectionEndpoint == "" {
-		return fmt.Errorf("%s advertises no introspection_endpoint", httpx.Redact(s.FHIR))
+	endpoint := s.Vendor.IntrospectionURL(cfg) // Oracle Health's tokeninfo, or the discovered one
+	if endpoint == "" {
+		return fmt.Errorf("%s advertises no introspection_endpoint (and profile %s names none)", httpx.Redact(s.FHIR), s.Vendor.Name)
 	}
-	endpoint, err := url.Parse(cfg.IntrospectionEndpoint)
+	u, err := url.Parse(endpoint)
 	if err != nil {
 		return fmt.Errorf("introspection_endpoint: %w", err)
 	}
 	trusted := s.trusted(cfg)
-	set, _ := httpx.NewOrigins(trusted...)
-	if !set.Allows(endpoint) {
+	if set, _ := httpx.NewOrigins(trusted...); !set.Allows(u) {
 		return fmt.Errorf("the introspection endpoint is on %s, which is not trusted with tokens: pass --trust-origin %s if it belongs to the server",
-			httpx.Origin(endpoint), httpx.Origin(endpoint))
+			httpx.Origin(u), httpx.Origin(u))
 	}
 	a, err := g.authenticate(ctx, s)
 	if err != nil {
 		return err
 	}
-	t, err := smart.NewTransport(a.src, httpx.NewTransport(), trusted...)
-	if err != nil {
-		return err
-	}
-	resp, body, err := postForm(ctx, noRedirects(&http.Client{Transport: t}), s, cfg.IntrospectionEndpoint, url.Values{"token": {token}}, nil)
+	in := &smart.Introspector{Endpoint: endpoint, HTTPClient: httpClient(), TokenSource: a.src, Header: s.Header,
+		InsecureAllowHTTP: s.InsecureHTTP}
+	res, err := in.Introspect(ctx, token)
 	if err != nil {
 		return fmt.Errorf("introspection: %w", err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("introspection: %w", endpointError(resp, body, token))
-	}
-	body = []byte(strings.ReplaceAll(string(body), token, "REDACTED")) // a server echoing the token must not make us print it
-	var result map[string]any
-	if err := json.Unmarshal(body, &result); err != nil {
-		return fmt.Errorf("introspection: the answer is not a JSON object: %w", err)
-	}
 	if g.json {
-		return printJSON(g.stdout, result)
+		return printJSON(g.stdout, res)
 	}
-	return printIntrospection(g.stdout, result)
+	return printIntrospection(g.stdout, res)
 }
 
 // readTokenFile reads a token from a file or stdin ("-"), trimmed; it must be one RFC 6750 token.
@@ -121,36 +114,37 @@ func (g *globals) readTokenFile(file string) (string, error) {
 }
 
 // printIntrospection prints an introspection answer as "name: value" lines, the RFC 7662 and SMART
-// members first; server text is escaped.
-func printIntrospection(w io.Writer, m map[string]any) error {
-	order := []string{"active", "scope", "client_id", "token_type", "exp", "iat", "sub", "iss", "fhirUser", "patient", "encounter"}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		if !slices.Contains(order, k) {
-			keys = append(keys, k)
+// members in their usual order; server text is escaped.
+func printIntrospection(w io.Writer, in *smart.Introspection) error {
+	when := func(t time.Time) string {
+		if t.IsZero() {
+			return ""
 		}
+		return fmt.Sprintf("%d (%s, %s)", t.Unix(), t.UTC().Format(time.RFC3339), until(t, time.Now()))
 	}
-	slices.Sort(keys)
-	for _, k := range append(order, keys...) {
-		v, ok := m[k]
-		if !ok {
+	fhirContext := ""
+	if len(in.FHIRContext) > 0 {
+		b, _ := json.Marshal(in.FHIRContext)
+		fhirContext = string(b)
+	}
+	lines := []struct{ name, value string }{
+		{"active", fmt.Sprint(in.Active)}, {"expired", pick(in.Expired, "true", "")}, {"scope", in.Scope},
+		{"client_id", in.ClientID}, {"token_type", in.TokenType}, {"exp", when(in.Expiry)}, {"iat", when(in.IssuedAt)},
+		{"nbf", when(in.NotBefore)}, {"sub", in.Subject}, {"iss", in.Issuer}, {"fhirUser", in.FHIRUser},
+		{"username", in.Username}, {"aud", strings.Join(in.Audience, " ")}, {"patient", in.Patient},
+		{"encounter", in.Encounter}, {"fhirContext", fhirContext}, {"intent", in.Intent}, {"tenant", in.Tenant},
+	}
+	for _, k := range slices.Sorted(maps.Keys(in.Extensions)) {
+		lines = append(lines, struct{ name, value string }{k, string(in.Extensions[k])})
+	}
+	for _, wn := range in.Warnings {
+		lines = append(lines, struct{ name, value string }{"warning", wn})
+	}
+	for _, l := range lines {
+		if l.value == "" {
 			continue
 		}
-		var s string
-		switch x := v.(type) {
-		case string:
-			s = x
-		case float64:
-			s = fmt.Sprint(x)
-			if (k == "exp" || k == "iat") && x > 0 {
-				t := time.Unix(int64(x), 0)
-				s = fmt.Sprintf("%d (%s, %s)", int64(x), t.UTC().Format(time.RFC3339), until(t, time.Now()))
-			}
-		default:
-			b, _ := json.Marshal(x)
-			s = string(b)
-		}
-		if _, err := fmt.Fprintf(w, "%s: %s\n", safe(k), oneLine(s)); err != nil {
+		if _, err := fmt.Fprintf(w, "%s: %s\n", safe(l.name), oneLine(l.value)); err != nil {
 			return err
 		}
 	}

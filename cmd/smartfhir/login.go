@@ -89,7 +89,7 @@ func runLogin(ctx context.Context, g *globals, port int, noBrowser bool) error {
 	if err != nil {
 		return err
 	}
-	if err := cfg.RequireLaunch(); err != nil {
+	if err := s.Vendor.CheckLaunch(cfg); err != nil { // g.discover set the vendor profile
 		return fmt.Errorf("%s does not support a user login: %w", httpx.Redact(s.FHIR), err)
 	}
 	if err := cfg.CheckEndpointOrigins(s.TrustOrigins...); err != nil {

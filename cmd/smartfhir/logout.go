@@ -61,6 +61,7 @@ func runLogout(ctx context.Context, g *globals) error {
 	}
 
 	revoked := "not revoked: the server advertises no revocation_endpoint"
+	g.vendorProfile(ctx, s) // its headers (Epic-Client-ID) go with the refresh and the revocation
 	sess, _, _, rerr := g.resumeLoginContext(ctx, s)
 	switch {
 	case rerr != nil:

@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/smartfhir/smartfhir/redisstore"
 )
 
 // Exit codes (CONV-6).
@@ -34,10 +36,14 @@ type globals struct {
 	insecureHTTP     bool
 	trustOrigins     []string
 	clientSecretFile string
+	store            string // --store (demo, token, get, search, export)
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
+
+	st      *redisstore.Store // the --store, once opened (openStore)
+	closers []func()          // run when the command ends
 }
 
 // usageError marks an error as a usage problem (exit 2).
@@ -55,6 +61,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 func runEnv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	defer func() {
+		for _, c := range g.closers {
+			c()
+		}
+	}()
 	root := newRootCmd(g)
 	root.SetArgs(args)
 	root.SetIn(stdin)

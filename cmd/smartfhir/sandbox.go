@@ -10,11 +10,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/smartfhir/smartfhir/internal/sandbox"
+	"github.com/smartfhir/smartfhir/smart"
 )
 
 // sandboxShutdown bounds the graceful shutdown; requests still running then (a stalled discovery
@@ -42,9 +44,18 @@ registration, introspection, revocation, a FHIR R4 API with synthetic patients a
 Open the launcher URL in a browser to launch a registered app. --clients FILE registers clients at
 start: a JSON array of RFC 7591 client metadata (client_id, client_secret, token_endpoint_auth_method,
 redirect_uris, launch_url, jwks or jwks_uri, scope, grant_types, client_name, skip_login), or an
-object {"clients": [...]}. The control API under /sandbox/ arms faults and shifts the clock.`,
+object {"clients": [...]}. The control API under /sandbox/ arms faults and shifts the clock.
+
+--as NAME plays the EHR of a vendor preset, with the quirks its profile exists for: Epic's
+Epic-Client-ID header, flaky bare 400 and opaque file names; Oracle Health's comma-only _type,
+five-hour Retry-After and persona mismatch; athena's unadvertised PKCE and non-OAuth errors;
+MEDITECH's OpenID Connect-only discovery; CMS BCDA's string expires_in and transient file 404s; CMS
+AB2D's 429 for polls under 30 s; the VA's X-RateLimit-* headers and refused aud; HAPI's 404 to the
+DELETE of a finished job; the SMART launcher's under-advertised discovery. A client passes with
+--profile NAME and shows the failure without it (docs/profiles.md).`,
 		Example: `  smartfhir sandbox
-  smartfhir sandbox --addr 127.0.0.1:0 --patients 100 --version 2.0 --clients clients.json`,
+  smartfhir sandbox --addr 127.0.0.1:0 --patients 100 --version 2.0 --clients clients.json
+  smartfhir sandbox --as epic`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runSandbox(cmd.Context(), g, f) },
 	}
@@ -54,7 +65,7 @@ object {"clients": [...]}. The control API under /sandbox/ arms faults and shift
 	fl.Int64Var(&f.seed, "seed", 1, "seed of the synthetic data")
 	fl.StringVar(&f.clients, "clients", "", "JSON file of clients to register at start")
 	fl.StringVar(&f.version, "version", "2.2", "SMART version to play: 2.2, 2.0 or v1")
-	fl.StringVar(&f.as, "as", "", "behave like a vendor preset (epic, oracle, …)")
+	fl.StringVar(&f.as, "as", "", "behave like the EHR of a vendor preset: "+strings.Join(smart.ProfileNames(), ", "))
 	return cmd
 }
 
@@ -66,6 +77,13 @@ func runSandbox(ctx context.Context, g *globals, f sandboxFlags) error {
 	}
 	if f.patients <= 0 {
 		return usagef("--patients must be positive")
+	}
+	if f.as != "" {
+		p, ok := smart.LookupProfile(f.as)
+		if !ok {
+			return usagef("--as %q: want one of %s", f.as, strings.Join(smart.ProfileNames(), ", "))
+		}
+		f.as = p.Name
 	}
 	clients, err := readSandboxClients(f.clients)
 	if err != nil {
@@ -91,6 +109,9 @@ func runSandbox(ctx context.Context, g *globals, f sandboxFlags) error {
 		origin, origin, origin, origin)
 	for _, c := range clients {
 		fmt.Fprintf(g.stderr, "client: %s (%s)\n", c.ID, c.AuthMethod)
+	}
+	if f.as != "" {
+		fmt.Fprintf(g.stderr, "as: %s (test clients with --profile %s)\n", f.as, f.as)
 	}
 	select {
 	case err := <-served:

@@ -133,6 +133,7 @@ func TestSandboxCommandErrors(t *testing.T) {
 	}{
 		{"bad version", []string{"--version", "3"}, exitUsage, "--version"},
 		{"bad patients", []string{"--patients", "0"}, exitUsage, "--patients"},
+		{"unknown vendor mode", []string{"--as", "cerner-millennium"}, exitUsage, "want one of athena, cms-ab2d, cms-bcda, epic"},
 		{"argument", []string{"extra"}, exitUsage, "unknown command"},
 		{"missing clients file", []string{"--clients", filepath.Join(dir, "nope.json")}, exitFail, "--clients"},
 		{"malformed clients file", []string{"--clients", write("bad.json", `{"clients":`)}, exitFail, "--clients"},

@@ -32,6 +32,7 @@ Authentication is as for 'smartfhir get'.
 		},
 	}
 	g.serverFlags(cmd)
+	g.storeFlag(cmd)
 	cmd.Flags().BoolVar(&all, "all", false, "follow next links and print every page")
 	return cmd
 }

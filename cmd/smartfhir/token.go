@@ -3,12 +3,16 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/oauth2"
 
 	"github.com/smartfhir/smartfhir/backend"
+	"github.com/smartfhir/smartfhir/smart"
 )
 
 // newTokenCmd builds `smartfhir token`: a SMART Backend Services access token (client_credentials
@@ -25,13 +29,19 @@ client_credentials grant. It prints the token response as JSON; access_token is 
 system/*.read. A granted scope narrower than the requested one is reported on stderr.
 
 With SMARTFHIR_CLIENT_SECRET or --client-secret-file instead of --key, the client authenticates with
-client_secret_basic: that is plain OAuth 2.0, for APIs that require it, not SMART Backend Services.`,
+client_secret_basic: that is plain OAuth 2.0, for APIs that require it, not SMART Backend Services.
+
+--profile NAME applies a vendor profile (Epic's Epic-Client-ID header and retried bare 400, …);
+without it the profile is detected from the server's CapabilityStatement and reported on stderr.
+--store URL (keys in SMARTFHIR_STORE_KEYS) shares the token through Redis: runs in parallel get
+the same token while it is fresh, fetched by one of them.`,
 		Example: `  smartfhir token --fhir https://ehr.example.org/fhir --client-id my-service --key backend-key.pem
   smartfhir token --fhir https://ehr.example.org/fhir --client-id my-service --key key.pem --scope 'system/Patient.rs' --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runToken(cmd.Context(), g, showToken) },
 	}
 	g.serverFlags(cmd)
+	g.storeFlag(cmd)
 	cmd.Flags().BoolVar(&showToken, "show-token", false, "print the access token itself (it is a credential: keep it out of logs)")
 	return cmd
 }
@@ -63,16 +73,24 @@ func runToken(ctx context.Context, g *globals, showToken bool) error {
 	if cr.key == nil {
 		g.notef("note: client_credentials with a client secret is plain OAuth 2.0, not SMART Backend Services (which needs --key)")
 	}
-	cfg := &backend.Config{
-		ClientID: s.ClientID, FHIRBase: s.FHIR, Scopes: strings.Fields(s.Scope),
-		PrivateKey: cr.key, KeyID: cr.kid, ClientSecret: cr.secret,
-		Header: s.Header, HTTPClient: httpClient(), TrustedOrigins: s.TrustOrigins, InsecureAllowHTTP: s.InsecureHTTP,
-	}
 	ctx, cancel := g.commandContext(ctx)
 	defer cancel()
-	tok, err := cfg.Token(ctx)
-	if err != nil {
+	cfg := &backend.Config{
+		ClientID: s.ClientID, FHIRBase: s.FHIR, Scopes: strings.Fields(s.Scope),
+		PrivateKey: cr.key, KeyID: cr.kid, ClientSecret: cr.secret, Profile: g.vendorProfile(ctx, s),
+		Header: s.Header, HTTPClient: httpClient(), TrustedOrigins: s.TrustOrigins, InsecureAllowHTTP: s.InsecureHTTP,
+	}
+	if err := g.shareTokens(ctx, cfg); err != nil {
 		return err
+	}
+	var tok *smart.Token
+	if cfg.Store != nil {
+		tok, err = cfg.TokenSource(ctx).Current(ctx) // the shared token while it is fresh
+	} else {
+		tok, err = cfg.Token(ctx)
+	}
+	if err != nil {
+		return tokenError(err)
 	}
 	for _, w := range tok.Warnings {
 		g.warnf("%s", oneLine(w))
@@ -90,4 +108,15 @@ func runToken(ctx context.Context, g *globals, showToken bool) error {
 		return err
 	}
 	return printJSON(g.stdout, out)
+}
+
+// tokenError adds to a token endpoint failure what it means and what to do (smart.ExplainTokenError:
+// Oracle Health's persona mismatch, Epic's bare 400s, athenaPractice's non-OAuth errors, the OAuth
+// codes), with the server's error_uri.
+func tokenError(err error) error {
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) {
+		return err
+	}
+	return fmt.Errorf("%w\n%s", err, smart.ExplainTokenError(err))
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/smartfhir/smartfhir/internal/httpx"
+	"github.com/smartfhir/smartfhir/smart"
 )
 
 // Defaults for the Client fields (CONV-2, CONV-3). A zero field means its default.
@@ -86,9 +87,16 @@ type Client struct {
 	// decoded if a server sends them anyway.
 	DisableCompression bool
 
+	// FileNotFoundRetries is how many times an output file that answers 404 is fetched again, with
+	// backoff, before the export fails with ErrFileExpired: CMS BCDA's 404s can be transient
+	// (bulk_fhir_tools client.go GetData). 0 means a 404 is final (BULK-24); a 410 always is.
+	FileNotFoundRetries int
+
 	// Now and Sleep replace the clock in tests. Sleep must return ctx.Err() when ctx ends first.
 	Now   func() time.Time
 	Sleep func(ctx context.Context, d time.Duration) error
+
+	profile *smart.Profile // SetProfile
 }
 
 // NewClient returns a Client for the FHIR base URL. hc carries the access token (nil: no

@@ -31,6 +31,10 @@
 // [Client.FetchAttachment] fetches DocumentReference attachments ([AttachmentURLs]) with the
 // token only where it belongs (BULK-30).
 //
+// Vendor profiles: [Client.SetProfile] applies a smart.Profile (CONV-5): Oracle Health's
+// Retry-After cap, CMS AB2D's minimum poll interval, CMS BCDA's transient file 404s, HAPI's 404 to
+// the DELETE of a finished job, the _type style and the VA's X-RateLimit-* headers.
+//
 // Security (CONVENTIONS.md CONV-1): the access token travels only to the FHIR base origin and to
 // Client.TrustedOrigins. A status URL, manifest page or token-protected file elsewhere is refused
 // with an error naming its origin; when the manifest says requiresAccessToken is false the files

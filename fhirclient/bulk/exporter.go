@@ -278,17 +278,27 @@ func (r *run) exec(ctx context.Context) (*Result, error) {
 		r.emit(Event{Kind: EventComplete, Files: len(res.Files), Resources: res.Resources, Bytes: res.Bytes})
 	}
 	if !r.e.KeepJob && !r.st.Deleted {
-		if err := r.job.Cancel(ctx); err != nil {
+		err := r.job.Cancel(ctx)
+		gone := errors.Is(err, ErrJobGone)
+		switch {
+		case gone:
+			// Nothing is left to delete; say so, since a job that vanished before its DELETE was
+			// removed by someone (HAPI does it itself: its profile expects the 404).
+			r.emit(Event{Kind: EventWarning, Message: "the job was already gone when deleted (" + err.Error() + ")"})
+		case err != nil:
 			r.emit(Event{Kind: EventWarning, Message: "the job could not be deleted on the server: " + err.Error()})
-		} else {
+		}
+		if err == nil || gone {
 			r.mu.Lock()
 			r.st.Deleted = true
-			err = r.saveLocked()
+			serr := r.saveLocked()
 			r.mu.Unlock()
-			if err != nil {
-				return nil, err
+			if serr != nil {
+				return nil, serr
 			}
-			r.emit(Event{Kind: EventJobDeleted, StatusURL: redactURLString(r.job.StatusURL)})
+			if err == nil {
+				r.emit(Event{Kind: EventJobDeleted, StatusURL: redactURLString(r.job.StatusURL)})
+			}
 		}
 	}
 	res.JobDeleted = r.st.Deleted

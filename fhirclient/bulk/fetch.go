@@ -70,7 +70,7 @@ func (e *sinkError) Unwrap() error { return e.err }
 // 4xx fail, 404/410 wrap ErrFileExpired (BULK-20, BULK-24, BULK-26, CONV-2).
 func (c *Client) fetch(ctx context.Context, t target, offset int64, w io.Writer, h fetchHooks) (int64, error) {
 	noRange := false
-	attempt := 0
+	attempt, notFound := 0, 0
 	maxRetries := intOr(c.MaxDownloadRetries, DefaultMaxDownloadRetries)
 	for {
 		n, err := c.fetchOnce(ctx, t, offset, &noRange, w, h)
@@ -88,7 +88,9 @@ func (c *Client) fetch(ctx context.Context, t target, offset int64, w io.Writer,
 		if errors.Is(err, errRangeIgnored) {
 			continue // noRange is set: the next attempt reads from zero, no wait needed
 		}
-		if !retryableDownload(err) {
+		if fileNotFound(err) && notFound < c.FileNotFoundRetries {
+			notFound++ // CMS BCDA: the file may not be there yet
+		} else if !retryableDownload(err) {
 			return offset, err
 		}
 		if n > 0 {
@@ -99,7 +101,7 @@ func (c *Client) fetch(ctx context.Context, t target, offset int64, w io.Writer,
 		}
 		wait := time.Duration(0)
 		if n == 0 {
-			ra, ok := retryAfterOf(err, c.now())
+			ra, ok := c.retryAfterOf(err)
 			if ok {
 				wait = min(ra, httpx.MaxAPIWait)
 			} else {

@@ -216,7 +216,7 @@ func (j *Job) Wait(ctx context.Context, progress ProgressFunc) (*Manifest, error
 			return nil, err
 		}
 		if err != nil {
-			ra, ok := retryAfterOf(err, c.now())
+			ra, ok := c.retryAfterOf(err)
 			wait = c.pollWait(ra, ok, &backoff)
 			if progress != nil {
 				progress(&Status{Wait: wait, Err: err})
@@ -238,15 +238,6 @@ func (c *Client) pollWait(ra time.Duration, ok bool, backoff *int) time.Duration
 	}
 	*backoff++
 	return max(httpx.Backoff(*backoff, durationOr(c.BackoffCap, DefaultBackoffCap)), floor)
-}
-
-// retryAfterOf reads Retry-After from a wrapped *fhirclient.Error.
-func retryAfterOf(err error, now time.Time) (time.Duration, bool) {
-	var fe *fhirclient.Error
-	if errors.As(err, &fe) {
-		return fe.RetryAfter(now)
-	}
-	return 0, false
 }
 
 // isNetworkError reports a transport failure worth retrying: a connection refused, reset or timed
@@ -271,18 +262,25 @@ func isNetworkError(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
 }
 
-// Cancel deletes the job (BULK-22): DELETE on the status URL. 202 (or any 2xx) is success; 404 and
-// 410 are tolerated since the job is gone already (HAPI deletes finished jobs itself).
+// Cancel deletes the job (BULK-22): DELETE on the status URL. 202 (or any 2xx) is success. A 404
+// or 410 means the job is gone already: success with a profile whose DeleteNotFoundOK says the
+// server removes finished jobs itself (HAPI), else an error wrapping ErrJobGone, for the caller to
+// report (a job deleted by someone else, or a wrong status URL).
 func (j *Job) Cancel(ctx context.Context) error {
 	resp, err := j.c.do(ctx, http.MethodDelete, j.status, http.Header{"Accept": {"application/fhir+json"}}, nil, true)
 	if err != nil {
 		return fmt.Errorf("bulk: delete job: %w", err)
 	}
-	switch {
-	case resp.StatusCode >= 200 && resp.StatusCode < 300,
-		resp.StatusCode == http.StatusNotFound, resp.StatusCode == http.StatusGone:
+	switch code := resp.StatusCode; {
+	case code >= 200 && code < 300:
 		drain(resp)
 		return nil
+	case code == http.StatusNotFound || code == http.StatusGone:
+		if j.c.deleteNotFoundOK() {
+			drain(resp)
+			return nil
+		}
+		return fmt.Errorf("%w: %w", ErrJobGone, statusError("delete job", resp))
 	default:
 		return statusError("delete job", resp)
 	}
@@ -324,7 +322,7 @@ func (c *Client) fetchManifest(ctx context.Context, u *url.URL) (*Manifest, erro
 		if !retry || attempt >= 3 || ctx.Err() != nil {
 			return nil, err
 		}
-		ra, ok := retryAfterOf(err, c.now())
+		ra, ok := c.retryAfterOf(err)
 		if err := c.sleep(ctx, min(c.pollWait(ra, ok, &backoff), httpx.MaxAPIWait)); err != nil {
 			return nil, fmt.Errorf("bulk: manifest: %w", err)
 		}

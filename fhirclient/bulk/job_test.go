@@ -13,6 +13,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/smartfhir/smartfhir/fhirclient"
+	"github.com/smartfhir/smartfhir/smart"
 )
 
 // startJob kicks off an export on f.
@@ -352,26 +353,43 @@ func TestSeparateExportStatus(t *testing.T) { // BULK-03
 
 func TestCancel(t *testing.T) { // BULK-22; quirk: HAPI answers 404 to DELETE of a finished job
 	t.Parallel()
-	for _, status := range []int{202, 204, 404, 410, 500} {
-		t.Run(fmt.Sprint(status), func(t *testing.T) {
+	tests := []struct {
+		status  int
+		profile string
+		want    error // nil: success
+	}{
+		{202, "", nil}, {204, "", nil}, {500, "", errAny},
+		{404, "", ErrJobGone}, {410, "", ErrJobGone}, {404, "generic", ErrJobGone},
+		{404, "hapi", nil}, {410, "hapi", nil}, {500, "hapi", errAny},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.status, tt.profile), func(t *testing.T) {
 			t.Parallel()
 			var method, auth string
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				method, auth = r.Method, r.Header.Get("Authorization")
-				w.WriteHeader(status)
+				w.WriteHeader(tt.status)
 			}))
 			t.Cleanup(srv.Close)
 			c, err := NewClient(srv.URL+"/fhir", &http.Client{Transport: bearerTransport{http.DefaultTransport}})
 			if err != nil {
 				t.Fatal(err)
 			}
+			if tt.profile != "" {
+				p, _ := smart.LookupProfile(tt.profile)
+				if err := c.SetProfile(p); err != nil {
+					t.Fatal(err)
+				}
+			}
 			job, err := c.OpenJob(srv.URL + "/status/9")
 			if err != nil {
 				t.Fatal(err)
 			}
 			err = job.Cancel(t.Context())
-			if (err == nil) != (status != 500) {
-				t.Errorf("Cancel = %v", err)
+			switch {
+			case tt.want == nil && err != nil, tt.want != nil && err == nil,
+				tt.want != nil && tt.want != errAny && !errors.Is(err, tt.want):
+				t.Errorf("Cancel = %v, want %v", err, tt.want)
 			}
 			if method != http.MethodDelete || auth != "Bearer "+testToken {
 				t.Errorf("method %q auth %q", method, auth)

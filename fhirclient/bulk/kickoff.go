@@ -36,11 +36,11 @@ func (c *Client) Kickoff(ctx context.Context, req ExportRequest) (*Job, error) {
 	method := http.MethodGet
 	if req.usePOST() {
 		method = http.MethodPost
-		if body, err = req.parameters(); err != nil {
+		if body, err = req.parameters(c.typeValues(req.Types)); err != nil {
 			return nil, err
 		}
 	} else {
-		u.RawQuery = req.query()
+		u.RawQuery = req.query(c.typeValues(req.Types))
 	}
 	hdr := http.Header{
 		"Accept": {"application/fhir+json"},

@@ -197,13 +197,13 @@ func (r *ExportRequest) path() string {
 func instant(t time.Time) string { return t.Format(time.RFC3339Nano) }
 
 // query builds the GET query string. Each value is fully percent-encoded (a "+" in a zone offset
-// becomes %2B, BULK-05; a _typeFilter's "?", "=" and "&" are encoded, BULK-07); _type is
-// comma-joined with a literal comma (the names are validated letters).
-func (r *ExportRequest) query() string {
+// becomes %2B, BULK-05; a _typeFilter's "?", "=" and "&" are encoded, BULK-07); types are the _type
+// values (Client.typeValues), their commas literal (the names are validated letters).
+func (r *ExportRequest) query(types []string) string {
 	var parts []string
 	add := func(k, v string) { parts = append(parts, k+"="+url.QueryEscape(v)) }
-	if len(r.Types) > 0 {
-		parts = append(parts, "_type="+strings.Join(r.Types, ","))
+	for _, t := range types {
+		parts = append(parts, "_type="+t)
 	}
 	if !r.Since.IsZero() {
 		add("_since", instant(r.Since))
@@ -247,10 +247,10 @@ type reference struct {
 }
 
 // parameters builds the POST kick-off body, a FHIR Parameters resource (BULK-04).
-func (r *ExportRequest) parameters() ([]byte, error) {
+func (r *ExportRequest) parameters(types []string) ([]byte, error) {
 	var ps []parameter
-	if len(r.Types) > 0 {
-		ps = append(ps, parameter{Name: "_type", ValueString: strings.Join(r.Types, ",")})
+	for _, t := range types {
+		ps = append(ps, parameter{Name: "_type", ValueString: t})
 	}
 	if !r.Since.IsZero() {
 		ps = append(ps, parameter{Name: "_since", ValueInstant: instant(r.Since)})

@@ -39,7 +39,7 @@ func TestExportRequestQuery(t *testing.T) { // BULK-05, BULK-06, BULK-07, BULK-0
 			if err := tt.req.Validate(); err != nil {
 				t.Fatal(err)
 			}
-			if got := tt.req.query(); got != tt.want {
+			if got := tt.req.query(new(Client).typeValues(tt.req.Types)); got != tt.want {
 				t.Errorf("query() = %q\nwant      %q", got, tt.want)
 			}
 		})
@@ -114,7 +114,7 @@ func TestExportRequestParameters(t *testing.T) { // BULK-04
 	if !req.usePOST() {
 		t.Fatal("patients must force POST")
 	}
-	b, err := req.parameters()
+	b, err := req.parameters(new(Client).typeValues(req.Types))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -94,6 +94,9 @@ func authorizeParams(r *http.Request) (url.Values, bool) {
 // checkAuthorize validates everything that is answered by redirect: state, response_type, the client's
 // grant types, aud, PKCE, launch and scope. It fills req.
 func (a *authState) checkAuthorize(c *clientRecord, q url.Values, req *authRequest) *oauthError {
+	if oe := a.asAuthorize(q); oe != nil {
+		return oe
+	}
 	switch {
 	case req.state == "":
 		return invalidRequest("state is required")
@@ -101,7 +104,7 @@ func (a *authState) checkAuthorize(c *clientRecord, q url.Values, req *authReque
 		return newOAuthError(http.StatusBadRequest, "unsupported_response_type", "response_type must be code")
 	case !c.allows(grantCode):
 		return unauthorizedClient("client %q is not registered for authorization_code", c.ID)
-	case q.Get("aud") != req.issuer:
+	case a.audRequired() && q.Get("aud") != req.issuer:
 		return invalidRequest("aud must be the FHIR base URL %s exactly", req.issuer)
 	}
 	method := q.Get("code_challenge_method")

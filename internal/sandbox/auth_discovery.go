@@ -25,7 +25,7 @@ type smartConfiguration struct {
 	RevocationEndpoint          string   `json:"revocation_endpoint"`
 	GrantTypesSupported         []string `json:"grant_types_supported,omitempty"`
 	TokenAuthMethodsSupported   []string `json:"token_endpoint_auth_methods_supported"`
-	TokenAuthSigningAlgs        []string `json:"token_endpoint_auth_signing_alg_values_supported"`
+	TokenAuthSigningAlgs        []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
 	CodeChallengeMethods        []string `json:"code_challenge_methods_supported,omitempty"`
 	ScopesSupported             []string `json:"scopes_supported"`
 	ResponseTypesSupported      []string `json:"response_types_supported"`
@@ -66,6 +66,7 @@ func (a *authState) smartDoc(r *http.Request) *smartConfiguration {
 		doc.GrantTypesSupported, doc.CodeChallengeMethods, doc.ScopesSupported = nil, nil, scopesV1
 		doc.Capabilities = slices.DeleteFunc(slices.Clone(capabilitiesV2), func(c string) bool { return c == "permission-v2" })
 	}
+	a.asDiscovery(doc)
 	return doc
 }
 
@@ -74,6 +75,9 @@ func (a *authState) smartDoc(r *http.Request) *smartConfiguration {
 func (a *authState) smartConfiguration(w http.ResponseWriter, r *http.Request) {
 	take := func(name string) bool { return a.s.takeFault(name, "") }
 	switch {
+	case a.s.as.noSMARTConfig: // meditech: OpenID Connect discovery only
+		http.NotFound(w, r)
+		return
 	case take("discovery_404"):
 		http.NotFound(w, r)
 		return

@@ -15,6 +15,7 @@ type oauthError struct {
 	status int
 	code   string
 	desc   string
+	uri    string // error_uri, when set
 }
 
 func (e *oauthError) Error() string { return "sandbox: " + e.code + ": " + e.desc }
@@ -50,7 +51,11 @@ func writeOAuthError(w http.ResponseWriter, e *oauthError) {
 	if e.code == "invalid_client" && w.Header().Get("WWW-Authenticate") == "" {
 		w.Header().Set("WWW-Authenticate", `Basic realm="sandbox"`)
 	}
-	writeJSON(w, e.status, map[string]string{"error": e.code, "error_description": e.desc})
+	body := map[string]string{"error": e.code, "error_description": e.desc}
+	if e.uri != "" {
+		body["error_uri"] = e.uri
+	}
+	writeJSON(w, e.status, body)
 }
 
 // noStore marks a response as holding credentials (SMART "Obtain access token": no-store, no-cache).

@@ -24,7 +24,7 @@ func (a *authState) token(w http.ResponseWriter, r *http.Request) {
 	a.s.incr("token_requests")
 	form, oe := readForm(r)
 	if oe != nil {
-		writeOAuthError(w, oe)
+		a.writeTokenError(w, oe)
 		return
 	}
 	gt := form.Get("grant_type")
@@ -32,27 +32,27 @@ func (a *authState) token(w http.ResponseWriter, r *http.Request) {
 	case grantCode, grantRefresh, grantClient:
 		a.s.incr("token_requests:" + gt)
 	case "":
-		writeOAuthError(w, invalidRequest("grant_type is required"))
+		a.writeTokenError(w, invalidRequest("grant_type is required"))
 		return
 	default:
-		writeOAuthError(w, newOAuthError(http.StatusBadRequest, "unsupported_grant_type", "grant_type %q is not supported", trunc(gt)))
+		a.writeTokenError(w, newOAuthError(http.StatusBadRequest, "unsupported_grant_type", "grant_type %q is not supported", trunc(gt)))
 		return
 	}
 	cred, oe := readCredentials(r, form)
 	if oe != nil {
-		writeOAuthError(w, oe)
+		a.writeTokenError(w, oe)
 		return
 	}
-	if a.tokenErrorFault(w, cred.clientID, gt) {
+	if a.tokenErrorFault(w, cred.clientID, gt) || a.asTokenRequest(w, r, cred.clientID, gt) {
 		return
 	}
 	c, oe := a.authenticateClient(r, form, cred)
 	if oe != nil {
-		writeOAuthError(w, oe)
+		a.writeTokenError(w, oe)
 		return
 	}
 	if !c.allows(gt) {
-		writeOAuthError(w, unauthorizedClient("client %q is not registered for %s", c.ID, gt))
+		a.writeTokenError(w, unauthorizedClient("client %q is not registered for %s", c.ID, gt))
 		return
 	}
 	var resp tokenResponse
@@ -65,10 +65,11 @@ func (a *authState) token(w http.ResponseWriter, r *http.Request) {
 		resp, oe = a.clientCredentialsGrant(c, form)
 	}
 	if oe != nil {
-		writeOAuthError(w, oe)
+		a.writeTokenError(w, oe)
 		return
 	}
 	a.tokenResponseFaults(resp, c.ID)
+	a.asTokenResponse(resp)
 	writeJSON(w, http.StatusOK, resp)
 }
 
@@ -95,6 +96,9 @@ func (a *authState) codeGrant(r *http.Request, c *clientRecord, form url.Values)
 		return nil, oe
 	}
 	z := rec.z
+	if oe := a.asCodeGrant(c, z); oe != nil {
+		return nil, oe
+	}
 	var rt string
 	if (hasScope(z.scopes, "offline_access") || hasScope(z.scopes, "online_access")) && c.allows(grantRefresh) {
 		rt = a.grants.newRefresh(z, offlineRefreshTTL, a.s.Now())

@@ -47,7 +47,7 @@ func (f *fhirState) file(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	take := func(name string) bool { return f.s.takeFault(name, clientID) }
-	if !f.fileAvailable(w, job, take) {
+	if f.asFileNotFound(w, job, o) || !f.fileAvailable(w, job, take) {
 		return
 	}
 	if take("file_transient_503") {

@@ -67,6 +67,9 @@ func (f *fhirState) kickoffRequest(w http.ResponseWriter, r *http.Request, take 
 		return exportRequest{}, false
 	}
 	params, err := kickoffValues(r)
+	if err == nil {
+		err = f.asKickoffParams(params)
+	}
 	var req exportRequest
 	if err == nil {
 		req, err = f.data.parseExport(level, params, preferLenient(r))

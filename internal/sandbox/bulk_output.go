@@ -138,6 +138,7 @@ func (f *fhirState) computeOutput(j *exportJob) *jobOutput {
 	if !j.req.since.IsZero() {
 		out.deleted = []outputFile{{name: "deleted.ndjson", kind: fileDeleted, count: 1}}
 	}
+	f.asOutputNames(j, out)
 	return out
 }
 

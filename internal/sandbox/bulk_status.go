@@ -53,6 +53,9 @@ func (f *fhirState) status(w http.ResponseWriter, r *http.Request) {
 	job.mu.Lock()
 	defer job.mu.Unlock()
 	fast := !job.lastPoll.IsZero() && now.Sub(job.lastPoll) < job.cfg.RetryAfter
+	if f.asPollTooSoon(w, job, now) {
+		return
+	}
 	job.lastPoll = now
 	if f.statusError(w, job, fast, take) {
 		return
@@ -118,7 +121,7 @@ func jobStatus(w http.ResponseWriter, job *exportJob, code int, body []byte) {
 
 // inProgress answers 202 with Retry-After and X-Progress (BULK-13, BULK-14).
 func (f *fhirState) inProgress(w http.ResponseWriter, job *exportJob, now time.Time, fault string) {
-	retry := strconv.Itoa(seconds(job.cfg.RetryAfter))
+	retry := strconv.Itoa(seconds(f.asStatusRetryAfter(job)))
 	progress := "exporting: " + strconv.Itoa(job.percent(now)) + "% complete"
 	switch fault {
 	case "bulk_retry_after_date":
@@ -154,7 +157,7 @@ func seconds(d time.Duration) int { return max(1, int(math.Ceil(d.Seconds()))) }
 // BULK-22).
 func (f *fhirState) cancel(w http.ResponseWriter, r *http.Request) {
 	job, _, ok := f.jobFor(w, r)
-	if !ok {
+	if !ok || f.asCancel(w, job) {
 		return
 	}
 	f.bulk.remove(job.id)

@@ -5,7 +5,7 @@ import "slices"
 // FaultNames lists every fault name the sandbox honours. Each half of the sandbox owns its list:
 // authFaultNames (auth*.go) and fhirFaultNames (fhir*.go / bulk*.go).
 func FaultNames() []string {
-	out := append(append([]string{}, authFaultNames...), fhirFaultNames...)
+	out := slices.Concat(authFaultNames, fhirFaultNames, asFaultNames)
 	slices.Sort(out)
 	return out
 }

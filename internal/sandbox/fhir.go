@@ -51,7 +51,7 @@ func (f *fhirState) api(h func(http.ResponseWriter, *http.Request, *Grant)) http
 	return func(w http.ResponseWriter, r *http.Request) {
 		f.s.incr("fhir_requests")
 		g, ok := f.authenticate(w, r)
-		if !ok || !negotiate(w, r) || f.apiFault(w, r, g.ClientID) {
+		if !ok || !negotiate(w, r) || f.asRateLimited(w, g.ClientID) || f.apiFault(w, r, g.ClientID) {
 			return
 		}
 		h(w, r, g)
@@ -61,6 +61,9 @@ func (f *fhirState) api(h func(http.ResponseWriter, *http.Request, *Grant)) http
 // unsupported answers every other /fhir request with an OperationOutcome.
 func (f *fhirState) unsupported(w http.ResponseWriter, r *http.Request) {
 	f.s.incr("fhir_requests")
+	if f.asUnsupportedOperation(w, r) {
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		writeOutcome(w, http.StatusMethodNotAllowed, issue{"error", "not-supported",

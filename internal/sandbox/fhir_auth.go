@@ -38,6 +38,8 @@ func (f *fhirState) authenticate(w http.ResponseWriter, r *http.Request) (*Grant
 	case f.s.takeFault("request_expired_token", g.ClientID):
 		unauthorized(w, "the access token expired")
 		return nil, false
+	case !f.asRequest(w, r, g):
+		return nil, false
 	}
 	return g, true
 }

@@ -34,13 +34,13 @@ func (f *fhirState) capabilityStatement(r *http.Request) []byte {
 	j.str("status", "active")
 	j.bool("experimental", true)
 	j.date("date", dataEpoch)
-	j.str("publisher", publisher)
+	j.str("publisher", f.publisher())
 	j.str("kind", "instance")
 	j.arr("instantiates")
 	j.elem(bulkDataIG + "/CapabilityStatement/bulk-data")
 	j.endArr()
 	j.obj("software")
-	j.str("name", publisher)
+	j.str("name", f.publisher())
 	j.str("version", "1.0.0")
 	j.end()
 	j.obj("implementation")
@@ -73,19 +73,21 @@ func (f *fhirState) capabilityStatement(r *http.Request) []byte {
 // capabilitySecurity writes rest.security: the oauth-uris extension and the SMART-on-FHIR service.
 func (f *fhirState) capabilitySecurity(j *jsonBuf, origin string) {
 	j.obj("security")
-	j.arr("extension")
-	j.obj("")
-	j.str("url", oauthURIsExt)
-	j.arr("extension")
-	for _, ep := range []string{"authorize", "token", "register", "introspect", "revoke"} {
+	if !f.s.as.noSMARTConfig { // meditech publishes OpenID Connect discovery only
+		j.arr("extension")
 		j.obj("")
-		j.str("url", ep)
-		j.str("valueUri", origin+"/auth/"+ep)
+		j.str("url", oauthURIsExt)
+		j.arr("extension")
+		for _, ep := range []string{"authorize", "token", "register", "introspect", "revoke"} {
+			j.obj("")
+			j.str("url", ep)
+			j.str("valueUri", origin+"/auth/"+ep)
+			j.end()
+		}
+		j.endArr()
 		j.end()
+		j.endArr()
 	}
-	j.endArr()
-	j.end()
-	j.endArr()
 	j.bool("cors", true)
 	j.arr("service")
 	j.obj("")

@@ -30,6 +30,10 @@ type FHIRSettings struct {
 	ForeignOrigin string
 	// SlowFileDelay is the pause between 16 KiB chunks under file_slow (default 200 ms).
 	SlowFileDelay time.Duration
+	// MinPollInterval answers a status poll sooner than this after the job's last answered poll with
+	// 429 and Retry-After, as CMS AB2D does (CMSgov/ab2d PR #17). Default: 30 s in the cms-ab2d
+	// vendor mode (Options.As), none otherwise; negative: none.
+	MinPollInterval time.Duration
 }
 
 // SetFHIRSettings replaces the FHIR settings. Jobs already started keep their own copy.
@@ -58,6 +62,9 @@ func (f *fhirState) config() FHIRSettings {
 	}
 	if c.SlowFileDelay <= 0 {
 		c.SlowFileDelay = 200 * time.Millisecond
+	}
+	if c.MinPollInterval == 0 {
+		c.MinPollInterval = f.s.as.minPollInterval
 	}
 	return c
 }

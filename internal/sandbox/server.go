@@ -27,7 +27,8 @@ type Options struct {
 	// Version selects a SMART version mode: "2.2" (default), "2.0" (fhirContext as strings),
 	// "v1" (CapabilityStatement discovery, .read scopes, profile claim, PKCE optional).
 	Version string
-	// As makes the sandbox behave like a vendor preset (issue 11): "epic", "oracle", … ("" = generic).
+	// As makes the sandbox behave like the EHR of a vendor preset (smart.ProfileNames: "epic",
+	// "oracle", …; "" = generic), with the quirks the preset exists for (as*.go, docs/profiles.md).
 	As string
 	// Logger receives one line per request, with secrets redacted. Nil discards.
 	Logger *slog.Logger
@@ -45,6 +46,7 @@ type Server struct {
 	tokens tokenStore
 	stats  sync.Map // name -> *atomic.Int64
 
+	as   *asState   // vendor mode (as*.go)
 	auth *authState // authorization server (auth*.go)
 	fhir *fhirState // FHIR API, bulk export, data (fhir*.go, bulk*.go, data*.go)
 }
@@ -68,14 +70,17 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{opts: opts, mux: http.NewServeMux(), log: opts.Logger}
+	as, err := newAsState(opts.As)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{opts: opts, mux: http.NewServeMux(), log: opts.Logger, as: as}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	} else {
 		s.log = slog.New(httpx.NewRedactingHandler(s.log.Handler()))
 	}
 	s.tokens.m = map[string]*Grant{}
-	var err error
 	if s.fhir, err = newFHIRState(s); err != nil {
 		return nil, err
 	}

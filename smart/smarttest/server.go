@@ -27,6 +27,11 @@ type Options struct {
 	TLS bool
 	// Logger receives one redacted line per request (default: none).
 	Logger *slog.Logger
+	// As makes the sandbox behave like the EHR of a vendor preset (smart.ProfileNames: "epic",
+	// "oracle", …; "" = generic): Epic's Epic-Client-ID header and flaky bare 400, Oracle Health's
+	// five-hour Retry-After, the VA's X-RateLimit-* headers and so on (docs/profiles.md). Test a
+	// client against it with the smart.Profile of the same name.
+	As string
 }
 
 // An Option changes Options.
@@ -49,6 +54,9 @@ func WithTLS() Option { return func(o *Options) { o.TLS = true } }
 
 // WithLogger logs one redacted line per request to l.
 func WithLogger(l *slog.Logger) Option { return func(o *Options) { o.Logger = l } }
+
+// WithAs makes the sandbox play the EHR of a vendor preset (see Options.As).
+func WithAs(name string) Option { return func(o *Options) { o.As = name } }
 
 // Server is a sandbox EHR on a loopback httptest.Server.
 type Server struct {
@@ -76,7 +84,7 @@ func NewServer(tb testing.TB, opts ...Option) *Server {
 		opt(&o)
 	}
 	sb, err := sandbox.New(sandbox.Options{
-		Version: o.Version, Patients: o.Patients, Seed: o.Seed, Now: o.Now, Logger: o.Logger,
+		Version: o.Version, Patients: o.Patients, Seed: o.Seed, Now: o.Now, Logger: o.Logger, As: o.As,
 	})
 	if err != nil {
 		tb.Fatalf("smarttest: %v", err)

@@ -48,6 +48,7 @@ func TestNewServer(t *testing.T) {
 		{"default", nil, "http", true},
 		{"v1 over TLS", []smarttest.Option{smarttest.WithVersion("v1"), smarttest.WithTLS(), smarttest.WithPatients(2),
 			smarttest.WithSeed(7), smarttest.WithClock(time.Now)}, "https", false},
+		{"as athena (PKCE not advertised)", []smarttest.Option{smarttest.WithAs("athena"), smarttest.WithPatients(1)}, "http", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
