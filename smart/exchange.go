@@ -98,10 +98,8 @@ func retrieveError(resp *http.Response, body []byte, secrets []string) *oauth2.R
 		}
 		re.ErrorURI = clean(e.URI)
 	}
-	if re.ErrorCode == "" && re.ErrorDescription != "" {
-		// A non-OAuth JSON body (athenaPractice): keep Error() informative and bounded.
-		re.Body = []byte(re.ErrorDescription)
-	}
+	// A non-OAuth JSON body (athenaPractice {"message","id"}) keeps its scrubbed, bounded snippet in
+	// Body: RetrieveError.Error() prints it, and ClassifyTokenError reads its members.
 	return re
 }
 

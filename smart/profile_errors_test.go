@@ -78,6 +78,9 @@ func TestProfileTokenErrors(t *testing.T) {
 			if no != nil && (no.Message != tt.nonOAuth || no.StatusCode != tt.status || !strings.Contains(no.Error(), tt.nonOAuth)) {
 				t.Errorf("NonOAuthError %+v", no)
 			}
+			if no != nil && strings.Contains(tt.body, `"id":401`) && no.ID != "401" {
+				t.Errorf("NonOAuthError.ID = %q, want 401 (the body must reach ClassifyTokenError)", no.ID)
+			}
 			var re *oauth2.RetrieveError
 			if !errors.As(classified, &re) {
 				t.Error("the classified error no longer unwraps to *oauth2.RetrieveError")
