@@ -23,10 +23,10 @@ const (
 	// DefaultAuthorizePostThreshold is the authorize URL length above which the request is sent by
 	// POST when the server advertises authorize-post (LAUNCH-09).
 	DefaultAuthorizePostThreshold = 2000
-	// HandleParam is the query (or form) parameter that names a completed launch in the app's URLs.
-	// One browser may hold several launches at once (two tabs, two patients, two EHRs); the handle
-	// says which one a request is about. It is not a credential: it only works with the browser's
-	// own session cookie.
+	// HandleParam is the query (or urlencoded form) parameter that names a completed launch in the
+	// app's URLs. One browser may hold several launches at once (two tabs, two patients, two EHRs);
+	// the handle says which one a request is about. It is not a credential: it only works with the
+	// browser's own session cookie.
 	HandleParam = "handle"
 )
 

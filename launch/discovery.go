@@ -49,7 +49,7 @@ func (rt *runtime) discover(ctx context.Context, norm, iss string) (*serverInfo,
 	if ok && now.Sub(e.fetched) < discoveryTTL && now.After(e.fetched.Add(-time.Minute)) {
 		return e.info, nil
 	}
-	v, err, _ := rt.disco.sf.Do(norm, func() (any, error) {
+	return shared(ctx, &rt.disco.sf, norm, flightTimeout, func(ctx context.Context) (*serverInfo, error) {
 		d := smart.Discoverer{HTTPClient: rt.client(norm), InsecureAllowHTTP: rt.c.InsecureAllowHTTP, Now: rt.now}
 		if p := rt.policy.settings[norm].Profile; p != nil {
 			p.ApplyDiscoverer(&d, rt.c.ClientID) // its fallbacks; the headers come with the client
@@ -70,10 +70,6 @@ func (rt *runtime) discover(ctx context.Context, norm, iss string) (*serverInfo,
 		rt.disco.mu.Unlock()
 		return info, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return v.(*serverInfo), nil
 }
 
 // checkConfiguration extracts and checks what a launch needs: absolute authorize and token endpoints

@@ -45,7 +45,9 @@ func storeError(what string, err error) error {
 
 // AuthorizationError is an error returned by the authorization server on the redirect
 // (RFC 6749 §4.1.2.1): access_denied, invalid_scope, … Code, Description and URI are the server's
-// error, error_description and error_uri, escaped for display.
+// error, error_description and error_uri as they arrived in the callback URL: text anyone can put
+// in a link to the app, so escape it before display (html/template does). Error quotes and bounds
+// them.
 type AuthorizationError struct {
 	Code        string
 	Description string

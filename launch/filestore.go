@@ -13,6 +13,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/smartfhir/smartfhir/internal/httpx"
@@ -25,7 +27,7 @@ type FileSessionStore struct{ f fileStore }
 
 // FileStateStore is a StateStore on the file system, encrypted like FileSessionStore. Take renames
 // the file before reading it, so a state is taken at most once even by several processes sharing
-// the directory.
+// the directory. A file that does not decrypt (another store key) is an unknown state.
 type FileStateStore struct{ f fileStore }
 
 var (
@@ -34,7 +36,9 @@ var (
 )
 
 // NewFileSessionStore returns a store in dir (created 0700 if missing) encrypting with key, which
-// must be 32 random bytes. Losing the key loses the sessions; rotating it logs every user out.
+// must be 32 random bytes. Losing the key loses the sessions; rotating it logs every user out: a
+// file that does not decrypt (another key, altered, or moved) reads as no session (ErrNoSession),
+// never as a store failure.
 func NewFileSessionStore(dir string, key []byte) (*FileSessionStore, error) {
 	f, err := newFileStore(dir, key)
 	if err != nil {
@@ -50,6 +54,7 @@ func NewFileStateStore(dir string, key []byte) (*FileStateStore, error) {
 	if err != nil {
 		return nil, err
 	}
+	f.ext = stateExt
 	return &FileStateStore{f}, nil
 }
 
@@ -57,8 +62,11 @@ func NewFileStateStore(dir string, key []byte) (*FileStateStore, error) {
 func (s *FileSessionStore) Load(_ context.Context, key string) (*TokenSet, error) {
 	ts := new(TokenSet)
 	if err := s.f.read(s.f.path(key), key, ts); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
 			return nil, ErrNoSession
+		case errors.Is(err, errUnreadable):
+			return nil, fmt.Errorf("%w: %w", ErrNoSession, err)
 		}
 		return nil, err
 	}
@@ -82,9 +90,23 @@ func (s *FileSessionStore) Delete(_ context.Context, key string) error {
 	return nil
 }
 
-// Save encrypts rec and stores it under state.
+// Save encrypts rec and stores it under state until rec.Expires. Every so often it also removes
+// the records of launches that were abandoned and have expired, so that the directory does not
+// grow with every launch that never comes back.
 func (s *FileStateStore) Save(_ context.Context, state string, rec *Record) error {
-	return s.f.write(state, rec)
+	if err := s.f.write(state, rec); err != nil {
+		return err
+	}
+	if !rec.Expires.IsZero() {
+		// The file's modification time is its expiry: sweep reads no file to find the expired.
+		if err := os.Chtimes(s.f.path(state), time.Time{}, rec.Expires); err != nil {
+			return fmt.Errorf("launch: state store: %w", err)
+		}
+	}
+	if s.f.saves.Add(1)%256 == 0 {
+		s.f.sweep(time.Now())
+	}
+	return nil
 }
 
 // Take atomically claims the file of state (by renaming it), then reads and removes it.
@@ -100,6 +122,9 @@ func (s *FileStateStore) Take(_ context.Context, state string) (*Record, error) 
 	defer os.Remove(claimed)
 	rec := new(Record)
 	if err := s.f.read(claimed, state, rec); err != nil {
+		if errors.Is(err, errUnreadable) {
+			return nil, fmt.Errorf("%w: %w", ErrStateUnknown, err)
+		}
 		return nil, err
 	}
 	return rec, nil
@@ -107,9 +132,15 @@ func (s *FileStateStore) Take(_ context.Context, state string) (*Record, error) 
 
 // fileStore is the encrypted-file core shared by the two file stores.
 type fileStore struct {
-	dir  string
-	aead cipher.AEAD
+	dir   string
+	ext   string // file name extension: stateExt for FileStateStore, none for FileSessionStore
+	aead  cipher.AEAD
+	saves *atomic.Int64 // for the amortised sweep of FileStateStore
 }
+
+// stateExt ends the names of FileStateStore's files, so that its sweep never touches a session
+// file, even in a directory shared with a FileSessionStore.
+const stateExt = ".state"
 
 func newFileStore(dir string, key []byte) (fileStore, error) {
 	if len(key) != 32 {
@@ -126,13 +157,13 @@ func newFileStore(dir string, key []byte) (fileStore, error) {
 	if err != nil {
 		return fileStore{}, fmt.Errorf("launch: file store: %w", err)
 	}
-	return fileStore{dir: dir, aead: aead}, nil
+	return fileStore{dir: dir, aead: aead, saves: new(atomic.Int64)}, nil
 }
 
 // path names the file of key by its SHA-256 hash.
 func (f fileStore) path(key string) string {
 	h := sha256.Sum256([]byte(key))
-	return filepath.Join(f.dir, hex.EncodeToString(h[:]))
+	return filepath.Join(f.dir, hex.EncodeToString(h[:])+f.ext)
 }
 
 // write seals v (JSON) with the key as additional data, so that a file copied to another name does
@@ -168,7 +199,29 @@ func (f fileStore) write(key string, v any) error {
 	return nil
 }
 
-// read opens and decrypts the file at p, written for key, into v.
+// sweep removes the state files whose modification time, their expiry, lies more than a minute
+// before now. Failures are ignored: the next sweep tries again.
+func (f fileStore) sweep(now time.Time) {
+	entries, err := os.ReadDir(f.dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if len(e.Name()) != sha256.Size*2+len(stateExt) || !strings.HasSuffix(e.Name(), stateExt) || !e.Type().IsRegular() {
+			continue // session, temporary and claimed files, anything else
+		}
+		if info, err := e.Info(); err == nil && info.ModTime().Before(now.Add(-time.Minute)) {
+			_ = os.Remove(filepath.Join(f.dir, e.Name()))
+		}
+	}
+}
+
+// errUnreadable: a file that exists but does not hold a value this store wrote for its key (another
+// store key, altered, moved, truncated). The stores treat it as absent, like redisstore.
+var errUnreadable = errors.New("launch: file store: unreadable value")
+
+// read opens and decrypts the file at p, written for key, into v. A file whose content is not such
+// a value gives an error wrapping errUnreadable; I/O failures are returned as they are.
 func (f fileStore) read(p, key string, v any) error {
 	file, err := os.Open(p)
 	if err != nil {
@@ -176,20 +229,23 @@ func (f fileStore) read(p, key string, v any) error {
 	}
 	defer file.Close()
 	sealed, err := httpx.ReadLimited(file, 4<<20)
-	if err != nil {
+	switch {
+	case errors.Is(err, httpx.ErrBodyTooLarge):
+		return fmt.Errorf("%w: %s is too large", errUnreadable, filepath.Base(p))
+	case err != nil:
 		return fmt.Errorf("launch: file store: %w", err)
 	}
 	ns := f.aead.NonceSize()
 	if len(sealed) < ns {
-		return fmt.Errorf("launch: file store: %s is truncated", filepath.Base(p))
+		return fmt.Errorf("%w: %s is truncated", errUnreadable, filepath.Base(p))
 	}
 	plain, err := f.aead.Open(nil, sealed[:ns], sealed[ns:], []byte(key))
 	if err != nil {
-		return fmt.Errorf("launch: file store: %s does not decrypt (wrong key or tampered)", filepath.Base(p))
+		return fmt.Errorf("%w: %s does not decrypt (wrong key or tampered)", errUnreadable, filepath.Base(p))
 	}
 	defer clear(plain)
 	if err := json.Unmarshal(plain, v); err != nil {
-		return fmt.Errorf("launch: file store: %w", err)
+		return fmt.Errorf("%w: %s: %w", errUnreadable, filepath.Base(p), err)
 	}
 	return nil
 }

@@ -92,7 +92,7 @@ func (rt *runtime) verifyIDToken(ctx context.Context, norm, raw string, chk idTo
 	key, err := selectKey(set, h)
 	if errors.Is(err, errNoKey) {
 		// The server may have rotated its keys: fetch once more, rate-limited (JWKS-05).
-		if fresh, ok, ferr := rt.refetchKeySet(ctx, hc, uri); ferr != nil {
+		if fresh, ok, ferr := rt.refetchKeySet(ctx, hc, uri, set); ferr != nil {
 			return nil, &IDTokenError{Reason: "JWK Set", Err: ferr}
 		} else if ok {
 			key, err = selectKey(fresh, h)
@@ -312,7 +312,7 @@ func (rt *runtime) jwksURI(ctx context.Context, hc *http.Client, chk idTokenChec
 	if ok && now.Sub(e.fetched) < jwksTTL && now.After(e.fetched.Add(-time.Minute)) {
 		return e.uri, nil
 	}
-	v, err, _ := rt.jwks.sf.Do("openid-configuration "+chk.issuer, func() (any, error) {
+	return shared(ctx, &rt.jwks.sf, "openid-configuration "+chk.issuer, flightTimeout, func(ctx context.Context) (string, error) {
 		uri, err := rt.openIDJWKSURI(ctx, hc, chk.issuer)
 		if err != nil {
 			return "", err
@@ -325,10 +325,6 @@ func (rt *runtime) jwksURI(ctx context.Context, hc *http.Client, chk idTokenChec
 		rt.jwks.uris[chk.issuer] = jwksURIEntry{uri: uri, fetched: rt.now()}
 		return uri, nil
 	})
-	if err != nil {
-		return "", err
-	}
-	return v.(string), nil
 }
 
 // openIDJWKSURI reads the jwks_uri of issuer's OpenID Provider configuration.

@@ -38,7 +38,7 @@ type jwksURIEntry struct {
 type jwksEntry struct {
 	set         jwk.Set
 	fetched     time.Time
-	lastRefetch time.Time // last re-fetch caused by an unknown kid
+	lastRefetch time.Time // last re-fetch caused by an unknown kid; entries are replaced, never changed
 }
 
 // keySet returns the cached set of uri, fetching it when absent or stale.
@@ -50,29 +50,51 @@ func (rt *runtime) keySet(ctx context.Context, hc *http.Client, uri string) (jwk
 	if e != nil && now.Sub(e.fetched) < jwksTTL && now.After(e.fetched.Add(-time.Minute)) {
 		return e.set, nil
 	}
-	return rt.fetchKeySet(ctx, hc, uri, false)
+	return rt.fetchKeySet(ctx, hc, uri)
 }
 
-// refetchKeySet fetches uri again after an unknown kid, unless that happened less than
-// jwksRefetchInterval ago; ok is false when rate-limited.
-func (rt *runtime) refetchKeySet(ctx context.Context, hc *http.Client, uri string) (jwk.Set, bool, error) {
+// refetchKeySet fetches uri again after a kid that used, the set this request verified with, does
+// not know (JWKS-05). When the set was fetched again since this request read it, that set is used;
+// a re-fetch in flight is joined, not repeated; otherwise at most one re-fetch runs per
+// jwksRefetchInterval (failed ones count), and ok is false when rate-limited.
+func (rt *runtime) refetchKeySet(ctx context.Context, hc *http.Client, uri string, used jwk.Set) (jwk.Set, bool, error) {
 	now := rt.now()
 	rt.jwks.mu.Lock()
 	e := rt.jwks.m[uri]
-	if e != nil && now.Sub(e.lastRefetch) < jwksRefetchInterval && now.After(e.lastRefetch) {
-		rt.jwks.mu.Unlock()
-		return nil, false, nil
-	}
+	var cur jwk.Set
+	limited := false
 	if e != nil {
-		e.lastRefetch = now
+		cur = e.set
+		limited = now.Sub(e.lastRefetch) < jwksRefetchInterval && now.After(e.lastRefetch)
 	}
 	rt.jwks.mu.Unlock()
-	set, err := rt.fetchKeySet(ctx, hc, uri, true)
+	switch {
+	case cur != nil && cur != used:
+		return cur, true, nil
+	case limited:
+		return nil, false, nil
+	}
+	set, err := shared(ctx, &rt.jwks.sf, "refetch "+uri, flightTimeout, func(ctx context.Context) (jwk.Set, error) {
+		set, err := getKeySet(ctx, hc, uri)
+		now := rt.now()
+		rt.jwks.mu.Lock()
+		defer rt.jwks.mu.Unlock()
+		if rt.jwks.m == nil {
+			rt.jwks.m = map[string]*jwksEntry{}
+		}
+		switch old := rt.jwks.m[uri]; {
+		case err == nil:
+			rt.jwks.m[uri] = &jwksEntry{set: set, fetched: now, lastRefetch: now}
+		case old != nil:
+			rt.jwks.m[uri] = &jwksEntry{set: old.set, fetched: old.fetched, lastRefetch: now}
+		}
+		return set, err
+	})
 	return set, err == nil, err
 }
 
-func (rt *runtime) fetchKeySet(ctx context.Context, hc *http.Client, uri string, refetch bool) (jwk.Set, error) {
-	v, err, _ := rt.jwks.sf.Do(uri, func() (any, error) {
+func (rt *runtime) fetchKeySet(ctx context.Context, hc *http.Client, uri string) (jwk.Set, error) {
+	return shared(ctx, &rt.jwks.sf, uri, flightTimeout, func(ctx context.Context) (jwk.Set, error) {
 		set, err := getKeySet(ctx, hc, uri)
 		if err != nil {
 			return nil, err
@@ -87,16 +109,9 @@ func (rt *runtime) fetchKeySet(ctx context.Context, hc *http.Client, uri string,
 		if old := rt.jwks.m[uri]; old != nil {
 			e.lastRefetch = old.lastRefetch
 		}
-		if refetch {
-			e.lastRefetch = now
-		}
 		rt.jwks.m[uri] = e
 		return set, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return v.(jwk.Set), nil
 }
 
 // getKeySet GETs and parses a JWK Set (1 MiB at most).

@@ -255,3 +255,43 @@ func TestRefreshStoreUnavailable(t *testing.T) {
 		t.Errorf("the launch is gone: %d", status)
 	}
 }
+
+// logoutRaceStore is a session store whose updates (a refresh's write) find the launch gone, as
+// redisstore's SET XX does when another replica logged the launch out during the refresh.
+type logoutRaceStore struct {
+	launch.MemorySessionStore
+	race atomic.Bool
+}
+
+func (s *logoutRaceStore) Save(ctx context.Context, key string, ts *launch.TokenSet) error {
+	if s.race.Load() && ts.Updated.After(ts.Created) {
+		_ = s.MemorySessionStore.Delete(ctx, key)
+		return launch.ErrNoSession
+	}
+	return s.MemorySessionStore.Save(ctx, key, ts)
+}
+
+// TestRefreshAfterLogoutElsewhere: a launch logged out while its refresh was in flight (the store's
+// write finds it gone) ends the launch with ErrReauthRequired and a 401 page, not a 503 "try
+// again" for a launch that will never come back (REF-06; CONV-5).
+func TestRefreshAfterLogoutElsewhere(t *testing.T) {
+	t.Parallel()
+	store := &logoutRaceStore{}
+	e := newEnv(t, envOptions{configure: func(c *launch.Config) { c.SessionStore = store }})
+	b := newBrowser(t)
+	p := b.launchOK(t, e, e.ehrLaunchURL(""))
+	s := e.sessionOf(t, b, p.Handle)
+	e.advance(time.Second) // the refresh's Updated lies after the launch's Created
+	defer e.advance(-time.Second)
+
+	store.race.Store(true)
+	err := s.Refresh(t.Context())
+	if !errors.Is(err, launch.ErrReauthRequired) || errors.Is(err, launch.ErrStoreUnavailable) {
+		t.Fatalf("Refresh = %v, want ErrReauthRequired (not ErrStoreUnavailable)", err)
+	}
+	rec := httptest.NewRecorder()
+	launch.ErrorPage(rec, &http.Request{}, err)
+	if rec.Code != http.StatusUnauthorized {
+		t.Errorf("ErrorPage status %d, want 401", rec.Code)
+	}
+}

@@ -116,13 +116,12 @@ func (rt *runtime) forceRefresh(ctx context.Context, key, scope string) (*TokenS
 }
 
 // refreshSession runs one refresh per launch at a time: one flight per process, under
-// Config.Locker across processes. Inside the flight it reloads the set: when another request (or
+// Config.Locker across processes. The flight outlives the request that started it (refreshTimeout);
+// each caller waits for it only as long as its own ctx allows. Inside the flight it reloads the set: when another request (or
 // process) refreshed meanwhile, or, unforced, the token is still fresh, that token is used and no
 // request is sent, so a rotated refresh token is never used twice (REF-04, SEC-06).
 func (rt *runtime) refreshSession(ctx context.Context, key string, force bool, seenAT, scope string) (*TokenSet, error) {
-	v, err, _ := rt.refresh.Do(key, func() (any, error) {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
-		defer cancel()
+	return shared(ctx, &rt.refresh, key, refreshTimeout, func(fctx context.Context) (*TokenSet, error) {
 		if l := rt.c.Locker; l != nil {
 			unlock, err := l.Lock(fctx, refreshLockName(key), refreshLockTTL)
 			if err != nil {
@@ -142,10 +141,6 @@ func (rt *runtime) refreshSession(ctx context.Context, key string, force bool, s
 		}
 		return rt.refreshTokens(fctx, key, ts, scope)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return v.(*TokenSet), nil
 }
 
 // loadForRefresh loads a launch's tokens for a refresh. Only a launch that is gone (ErrNoSession)
@@ -198,7 +193,17 @@ func (rt *runtime) refreshTokens(ctx context.Context, key string, ts *TokenSet, 
 	}
 	merged := mergeRefresh(ts, tok)
 	merged.Updated = rt.now()
+	if !merged.Updated.After(merged.Created) {
+		// Updated after Created marks the write as an update of an existing launch (SessionStore),
+		// which a store may refuse once the launch is gone, even with a clock behind the launch's.
+		merged.Updated = merged.Created.Add(time.Nanosecond)
+	}
 	if err := rt.sessions.Save(ctx, key, merged); err != nil {
+		if errors.Is(err, ErrNoSession) {
+			// Logged out (by another replica) while the refresh was in flight: the store refused
+			// to bring the launch back (redisstore's SET XX). It is gone, not unavailable.
+			return nil, rt.reauth(ctx, key, err)
+		}
 		return nil, storeError("session store", err)
 	}
 	rt.invalid.Delete(key)

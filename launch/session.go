@@ -3,6 +3,7 @@ package launch
 import (
 	"context"
 	"fmt"
+	"mime"
 	"net/http"
 	"net/url"
 	"strings"
@@ -68,21 +69,35 @@ func (rt *runtime) newSession(key, handle string, ts *TokenSet) *Session {
 }
 
 // Session returns the launch that r belongs to: the browser session cookie and the handle parameter
-// (query, or form for POST) must both match a stored launch. It fails with ErrNoSession otherwise.
+// must both match a stored launch. It fails with ErrNoSession otherwise. The handle is read from the
+// query, or from the body of a POSTed application/x-www-form-urlencoded form (at most 10 MB, as
+// net/http's ParseForm reads it); a multipart body is never read (the app applies its own limits to
+// uploads), so a multipart form names its launch in its action URL (Session.Link).
 func (c *Config) Session(r *http.Request) (*Session, error) {
 	rt, err := c.runtime()
 	if err != nil {
 		return nil, err
 	}
-	handle := r.URL.Query().Get(HandleParam)
-	if handle == "" && r.Method == http.MethodPost {
-		handle = r.PostFormValue(HandleParam)
-	}
 	sid := rt.cookies.get(r)
-	if sid == "" || !validHandle(handle) {
+	if sid == "" {
+		return nil, ErrNoSession // before reading any body
+	}
+	handle := r.URL.Query().Get(HandleParam)
+	if handle == "" && r.Method == http.MethodPost && urlencodedForm(r) {
+		if err := r.ParseForm(); err == nil {
+			handle = r.PostForm.Get(HandleParam)
+		}
+	}
+	if !validHandle(handle) {
 		return nil, ErrNoSession
 	}
 	return rt.load(r.Context(), sid, handle)
+}
+
+// urlencodedForm reports whether r's body is an application/x-www-form-urlencoded form.
+func urlencodedForm(r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && mt == "application/x-www-form-urlencoded"
 }
 
 type ctxKey struct{}

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -89,12 +90,20 @@ func TestFileSessionStore(t *testing.T) {
 	if err := os.WriteFile(st.f.path("sid.h2"), raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Load(t.Context(), "sid.h2"); err == nil || errors.Is(err, ErrNoSession) {
-		t.Errorf("moved file: %v", err)
+	// A file that does not open (moved, another store key after a rotation, truncated) reads as
+	// no session: the user launches again, never a 503 "store unavailable" (ErrorPage).
+	if _, err := st.Load(t.Context(), "sid.h2"); !errors.Is(err, ErrNoSession) {
+		t.Errorf("moved file: %v, want ErrNoSession", err)
 	}
 	other, _ := NewFileSessionStore(dir, bytes.Repeat([]byte{2}, 32))
-	if _, err := other.Load(t.Context(), "sid.h1"); err == nil {
-		t.Error("another key decrypted the file")
+	if _, err := other.Load(t.Context(), "sid.h1"); !errors.Is(err, ErrNoSession) {
+		t.Errorf("another key: %v, want ErrNoSession", err)
+	}
+	if err := os.WriteFile(st.f.path("sid.h4"), raw[:5], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Load(t.Context(), "sid.h4"); !errors.Is(err, ErrNoSession) {
+		t.Errorf("truncated file: %v, want ErrNoSession", err)
 	}
 	if err := st.Delete(t.Context(), "sid.h1"); err != nil {
 		t.Fatal(err)
@@ -109,6 +118,82 @@ func TestFileSessionStore(t *testing.T) {
 	}
 	if _, err := NewFileSessionStore(dir, []byte("short")); !errors.Is(err, ErrConfig) {
 		t.Errorf("short key: %v", err)
+	}
+}
+
+// TestFileStateStoreKeyRotation: a pending state sealed with a retired store key is an unknown
+// state (the user starts again), not a store failure (a 503) (CONV-5).
+func TestFileStateStoreKeyRotation(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	old, err := NewFileStateStore(dir, bytes.Repeat([]byte{1}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &Record{Browser: "b", Issuer: "https://ehr/fhir", Verifier: "v", Created: time.Now(), Expires: time.Now().Add(time.Minute)}
+	if err := old.Save(t.Context(), "s1", rec); err != nil {
+		t.Fatal(err)
+	}
+	rotated, _ := NewFileStateStore(dir, bytes.Repeat([]byte{2}, 32))
+	_, err = rotated.Take(t.Context(), "s1")
+	if !errors.Is(err, ErrStateUnknown) {
+		t.Fatalf("Take with another key: %v, want ErrStateUnknown", err)
+	}
+	if _, err := old.Take(t.Context(), "s1"); !errors.Is(err, ErrStateUnknown) {
+		t.Errorf("the state was usable after a failed Take: %v", err)
+	}
+	rw := httptest.NewRecorder()
+	ErrorPage(rw, httptest.NewRequest(http.MethodGet, "/callback", nil), err)
+	if rw.Code != http.StatusBadRequest {
+		t.Errorf("ErrorPage status %d, want 400", rw.Code)
+	}
+}
+
+// TestFileStateStoreDropsAbandoned: a state whose launch was abandoned (the browser never came
+// back) does not stay on disk for ever: anyone can start launches, so the directory would grow
+// without bound (CONV-5 max age 10 min; STYLE: no unbounded growth from unauthenticated input).
+func TestFileStateStoreDropsAbandoned(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st, err := NewFileStateStore(dir, bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	abandoned := &Record{Browser: "b", Verifier: "v", Created: now.Add(-20 * time.Minute), Expires: now.Add(-10 * time.Minute)}
+	if err := st.Save(t.Context(), "abandoned-state", abandoned); err != nil {
+		t.Fatal(err)
+	}
+	pending := &Record{Browser: "b", Verifier: "v", Created: now, Expires: now.Add(10 * time.Minute)}
+	if err := st.Save(t.Context(), "pending-state", pending); err != nil {
+		t.Fatal(err)
+	}
+	// A session store sharing the directory keeps its files (an old mtime is not an expiry there).
+	sessions, _ := NewFileSessionStore(dir, bytes.Repeat([]byte{7}, 32))
+	if err := sessions.Save(t.Context(), "sid.handle", &TokenSet{Browser: "b", Expires: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	sessionFile := sessions.f.path("sid.handle")
+	if err := os.Chtimes(sessionFile, time.Time{}, now.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 600 { // launches that complete
+		k := "done-" + strconv.Itoa(i)
+		if err := st.Save(t.Context(), k, pending); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Take(t.Context(), k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(st.f.path("abandoned-state")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the abandoned state's file is still there (%v)", err)
+	}
+	if got, err := st.Take(t.Context(), "pending-state"); err != nil || got.Verifier != "v" {
+		t.Errorf("a pending state was dropped: %v", err)
+	}
+	if files, _ := os.ReadDir(dir); len(files) != 1 || files[0].Name() != filepath.Base(sessionFile) {
+		t.Errorf("files left: %v; want only the session file", files)
 	}
 }
 

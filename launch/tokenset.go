@@ -43,7 +43,10 @@ type TokenSet struct {
 // SessionStore keeps the TokenSet of each completed launch, keyed by an opaque string that joins
 // the browser session id and the launch handle. Load returns an error wrapping ErrNoSession when the
 // key is absent or expired. Save replaces the whole set (a rotated refresh token replaces the old one
-// in the same write, REF-03). Implementations must be safe for concurrent use and must not log
+// in the same write, REF-03). A write that updates an existing launch (a refresh) has Updated after
+// Created; a store may refuse it once the launch is gone (a refresh finishing after a logout, as
+// redisstore does) with an error wrapping ErrNoSession, and the refresh then ends with
+// ErrReauthRequired. Implementations must be safe for concurrent use and must not log
 // the tokens.
 type SessionStore interface {
 	Load(ctx context.Context, key string) (*TokenSet, error)

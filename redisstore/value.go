@@ -39,7 +39,8 @@ func (s *Store) put(ctx context.Context, op, rk string, v any, ttl time.Duration
 // get reads rk (atomically deleting it when take is set: GETDEL) and decodes it into v. found is
 // false when rk is absent, and also when its value does not open (sealed with a key no longer
 // configured, altered, or copied from another key): such a value counts as absent, never as a
-// server error, and is left in place for replicas that still hold its key.
+// server error. A plain read leaves it in place for replicas that still hold its key; a take has
+// deleted it (GETDEL), which is why a new key must reach every replica before it seals (Options.Keys).
 func (s *Store) get(ctx context.Context, op, rk string, v any, take bool) (found bool, err error) {
 	var b []byte
 	err = s.do(ctx, op, func(ctx context.Context) error {
