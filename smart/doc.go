@@ -43,6 +43,15 @@
 // *oauth2.Token and adds the granted scope, the id_token and the launch context, with every value a
 // hostile server could abuse (an access token with CR/LF, a patient id with "../") refused.
 //
+// # Sending tokens
+//
+// NewTransport (and NewClient) adds "Authorization: Bearer" only to requests for the origins it
+// trusts, checked on every redirect hop; after a 401 it invalidates the token and, when the body can
+// be replayed, retries once with a new one. NewCachingTokenSource caches a fetched token until a
+// margin before it expires, with one fetch at a time, Invalidate, and an optional TokenStore and
+// Locker shared between processes. An Introspector asks a server about a token (RFC 7662), and a
+// Profile carries a vendor's quirks as data.
+//
 // The package imports only the standard library and golang.org/x/oauth2, so every other package of
 // the toolkit can build on it.
 package smart

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,6 +34,8 @@ import (
 func ExchangeToken(ctx context.Context, hc *http.Client, tokenURL string, form url.Values, hdr http.Header) (*Token, error) {
 	if hc == nil {
 		hc = httpx.NewClient(60 * time.Second)
+		// A client of its own for one request: leave no idle connection (and its goroutines) behind.
+		defer hc.CloseIdleConnections()
 	}
 	noRedirect := *hc
 	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -80,6 +83,9 @@ func ExchangeToken(ctx context.Context, hc *http.Client, tokenURL string, form u
 // error member). Server text is stripped of every secret first, then bounded and escaped: a hostile
 // server may echo our assertion or secret in error_description, which Error prints.
 func retrieveError(resp *http.Response, body []byte, secrets []string) *oauth2.RetrieveError {
+	// Without an error code, RetrieveError.Error prints resp.Status, whose reason phrase the server
+	// writes freely (an echoed credential, terminal escapes): keep only the code and its standard text.
+	resp.Status = strconv.Itoa(resp.StatusCode) + " " + http.StatusText(resp.StatusCode)
 	re := &oauth2.RetrieveError{Response: resp, Body: scrub(body, secrets)}
 	var e struct {
 		Code    any    `json:"error"`

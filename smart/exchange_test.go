@@ -5,12 +5,14 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 )
@@ -253,5 +255,66 @@ func TestExchangeTokenTransportErrors(t *testing.T) {
 	}
 	if hc.CheckRedirect != nil {
 		t.Error("the caller's client was modified")
+	}
+}
+
+// TestExchangeTokenStatusLineNeitherLeaksNorInjects: with no OAuth error code,
+// (*oauth2.RetrieveError).Error prints the response's status line, which the server writes: an echoed
+// assertion or terminal escape codes there must not reach the error string (CONV-4, TOK-12).
+func TestExchangeTokenStatusLineNeitherLeaksNorInjects(t *testing.T) {
+	t.Parallel()
+	const assertion = "eyJhbGciOiJFUzM4NCJ9.eyJpc3MiOiJhcHAifQ.c2lnbmF0dXJlLXNlY3JldC1zdGF0dXM"
+	srv, _ := tokenServer(t, func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		conn, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		_, _ = buf.WriteString("HTTP/1.1 502 bad " + r.PostForm.Get("client_assertion") + " \x1b[2J\x1b]0;pwned\x07\r\n" +
+			"Content-Type: text/html\r\nContent-Length: 4\r\nConnection: close\r\n\r\noops")
+		_ = buf.Flush()
+	})
+	form := url.Values{"grant_type": {"client_credentials"}, "client_assertion": {assertion}}
+	_, err := ExchangeToken(t.Context(), nil, srv.URL, form, nil)
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.Response == nil || re.Response.StatusCode != http.StatusBadGateway {
+		t.Fatalf("err = %v, want a RetrieveError with status 502", err)
+	}
+	for _, text := range []string{err.Error(), re.Response.Status} {
+		if leaks(text, assertion) {
+			t.Errorf("the assertion leaked into %q", text)
+		}
+		if strings.ContainsAny(text, "\x1b\x07") {
+			t.Errorf("control characters from the status line reached %q", text)
+		}
+	}
+}
+
+// TestExchangeTokenDefaultClientLeavesNoIdleConnection: with hc nil, ExchangeToken builds a client for
+// one request; its keep-alive connection must be closed, not left idle (with its goroutines) for the
+// transport's 90 s idle timeout on every login.
+func TestExchangeTokenDefaultClientLeavesNoIdleConnection(t *testing.T) {
+	t.Parallel()
+	closed := make(chan struct{}, 1)
+	srv := httptest.NewUnstartedServer(replyJSON(200, `{"access_token":"a","token_type":"bearer","expires_in":60,"scope":""}`))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			select {
+			case closed <- struct{}{}:
+			default:
+			}
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	if _, err := ExchangeToken(t.Context(), nil, srv.URL, url.Values{"grant_type": {"client_credentials"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection of ExchangeToken's own client was left open")
 	}
 }

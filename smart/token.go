@@ -106,6 +106,14 @@ var fhirID = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
 // IsFHIRID reports whether s matches the FHIR id grammar [A-Za-z0-9\-.]{1,64}.
 func IsFHIRID(s string) bool { return fhirID.MatchString(s) }
 
+// relativeReference is a FHIR relative reference: Type/id, optionally /_history/version.
+var relativeReference = regexp.MustCompile(`^[A-Z][A-Za-z]{0,63}/[A-Za-z0-9\-.]{1,64}(/_history/[A-Za-z0-9\-.]{1,64})?$`)
+
+// isRelativeReference reports whether s is a FHIR relative reference ("DiagnosticReport/123",
+// optionally ".../_history/2"), the only form fhirContext references take: never an absolute URL, a
+// path with "..", or a query (TOK-08, SEC-12).
+func isRelativeReference(s string) bool { return relativeReference.MatchString(s) }
+
 // b64token is RFC 6750 §2.1: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
 var b64token = regexp.MustCompile(`^[A-Za-z0-9\-._~+/]+=*$`)
 
@@ -220,12 +228,13 @@ func (t *Token) parseContext(m map[string]json.RawMessage) error {
 		typ  string
 	}{{"patient", &t.Patient, "Patient"}, {"encounter", &t.Encounter, "Encounter"}} {
 		v, err := stringMember(m, f.name, false)
-		if err != nil || v == "" {
-			if _, present := m[f.name]; present && err == nil {
+		if err != nil {
+			return err
+		}
+		if v == "" {
+			// Absent and null mean no context; an empty string is not a FHIR id.
+			if raw, present := m[f.name]; present && string(raw) != "null" {
 				return &TokenResponseError{Field: f.name, Reason: "empty"}
-			}
-			if err != nil {
-				return err
 			}
 			continue
 		}
@@ -282,7 +291,7 @@ func parseFHIRContext(raw json.RawMessage) ([]FHIRContextItem, []string) {
 	for i, el := range arr {
 		var s string
 		if json.Unmarshal(el, &s) == nil {
-			if s == "" || strings.ContainsAny(s, "?#\\ ") || strings.Contains(s, "..") {
+			if !isRelativeReference(s) {
 				warns = append(warns, fmt.Sprintf("fhirContext[%d]: not a relative reference; dropped", i))
 				continue
 			}
@@ -301,6 +310,10 @@ func parseFHIRContext(raw json.RawMessage) ([]FHIRContextItem, []string) {
 		}
 		if it.Reference == "" && it.Canonical == "" && len(it.Identifier) == 0 {
 			warns = append(warns, fmt.Sprintf("fhirContext[%d]: none of reference, canonical, identifier; dropped", i))
+			continue
+		}
+		if it.Reference != "" && !isRelativeReference(it.Reference) {
+			warns = append(warns, fmt.Sprintf("fhirContext[%d]: reference is not a relative reference; dropped", i))
 			continue
 		}
 		if r, present := obj["role"]; present {

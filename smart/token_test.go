@@ -253,6 +253,21 @@ func TestParseTokenResponseTable(t *testing.T) {
 				t.Errorf("FHIRContext %v Warnings %q", tok.FHIRContext, tok.Warnings)
 			}
 		}},
+		// TOK-06: a null launch context member is an absent one, not an empty id.
+		{"patient and encounter null", tokenBody(`,"patient":null,"encounter":null`), "", func(t *testing.T, tok *Token) {
+			if tok.Patient != "" || tok.Encounter != "" {
+				t.Errorf("Patient %q Encounter %q", tok.Patient, tok.Encounter)
+			}
+		}},
+		// TOK-08, SEC-12: a fhirContext reference is relative, in either shape.
+		{"fhirContext hostile references", tokenBody(`,"fhirContext":["https://evil.example/Patient/1","Observation/1/../../x",` +
+			`{"reference":"../Practitioner/1"},{"reference":"https://evil.example/Patient/2","role":"launch"},` +
+			`{"reference":"Observation/7/_history/2"},"Observation/8"]`), "", func(t *testing.T, tok *Token) {
+			want := []FHIRContextItem{{Reference: "Observation/7/_history/2", Role: "launch"}, {Reference: "Observation/8", Role: "launch"}}
+			if diff := cmp.Diff(want, tok.FHIRContext); diff != "" || len(tok.Warnings) != 4 {
+				t.Errorf("FHIRContext (-want +got):\n%s\nWarnings %q", diff, tok.Warnings)
+			}
+		}},
 		// TOK-10
 		{"extension members", tokenBody(`,"__darkMode":true,"https://ehr.example.org/props/dark-mode":true,"authorization_details":[{"type":"smart_on_fhir"}]`), "", func(t *testing.T, tok *Token) {
 			if len(tok.Extensions) != 3 || string(tok.Extensions["__darkMode"]) != "true" {

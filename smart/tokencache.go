@@ -111,7 +111,9 @@ type flight struct {
 	tok     *Token
 	err     error
 	waiters int // guarded by CachingTokenSource.mu
-	cancel  context.CancelFunc
+	// abandoned is set, under CachingTokenSource.mu, when the last waiter left and cancelled it.
+	abandoned bool
+	cancel    context.CancelFunc
 }
 
 // NewCachingTokenSource returns a cache over fetch, which must honour its context and return a token
@@ -185,42 +187,55 @@ func (c *CachingTokenSource) Invalidate(tok *oauth2.Token) {
 	}
 }
 
-// slow joins (or starts) the fetch in flight.
+// slow joins (or starts) the fetch in flight. A fetch every waiter abandoned is cancelled, but it
+// may take a moment to return (an HTTP request being torn down, a lock being released): a caller
+// arriving meanwhile waits for it to end before starting the next one, so that two fetches never
+// run at once (BS-05).
 func (c *CachingTokenSource) slow(ctx context.Context) (*Token, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	if e := c.cur.Load(); c.fresh(e) {
-		c.mu.Unlock()
-		return e.tok, nil
-	}
-	f := c.flight
-	if f == nil {
-		// The fetch keeps the context's values but not its cancellation: it belongs to every
-		// waiter, and is cancelled when the last of them leaves.
-		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		f = &flight{done: make(chan struct{}), cancel: cancel}
-		c.flight = f
-		go c.run(fctx, f)
-	}
-	f.waiters++
-	c.mu.Unlock()
-
-	select {
-	case <-f.done:
-		return f.tok, f.err
-	case <-ctx.Done():
-		c.mu.Lock()
-		f.waiters--
-		if f.waiters == 0 {
-			if c.flight == f {
-				c.flight = nil
-			}
-			f.cancel()
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
+		c.mu.Lock()
+		if e := c.cur.Load(); c.fresh(e) {
+			c.mu.Unlock()
+			return e.tok, nil
+		}
+		f := c.flight
+		if f != nil && f.abandoned {
+			c.mu.Unlock()
+			select {
+			case <-f.done:
+				continue // it has ended (and may have cached a token): look again
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		if f == nil {
+			// The fetch keeps the context's values but not its cancellation: it belongs to every
+			// waiter, and is cancelled when the last of them leaves.
+			fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+			f = &flight{done: make(chan struct{}), cancel: cancel}
+			c.flight = f
+			go c.run(fctx, f)
+		}
+		f.waiters++
 		c.mu.Unlock()
-		return nil, ctx.Err()
+
+		select {
+		case <-f.done:
+			return f.tok, f.err
+		case <-ctx.Done():
+			c.mu.Lock()
+			f.waiters--
+			if f.waiters == 0 {
+				// Stays c.flight until run ends, so that the next caller waits for it.
+				f.abandoned = true
+				f.cancel()
+			}
+			c.mu.Unlock()
+			return nil, ctx.Err()
+		}
 	}
 }
 

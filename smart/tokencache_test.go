@@ -91,14 +91,14 @@ func TestCacheRealClockExpiry(t *testing.T) { // the monotonic fast path renews 
 	var calls atomic.Int64
 	c := NewCachingTokenSource(func(ctx context.Context) (*Token, error) {
 		n := calls.Add(1)
-		return &Token{Token: &oauth2.Token{AccessToken: fmt.Sprintf("real-%d", n), Expiry: time.Now().Add(200 * time.Millisecond)}}, nil
+		return &Token{Token: &oauth2.Token{AccessToken: fmt.Sprintf("real-%d", n), Expiry: time.Now().Add(time.Second)}}, nil
 	}, CacheOptions{})
 	for range 3 {
 		if tok, err := c.TokenContext(t.Context()); err != nil || tok.AccessToken != "real-1" {
 			t.Fatalf("%v, %v", tok, err)
 		}
 	}
-	time.Sleep(250 * time.Millisecond)
+	time.Sleep(1100 * time.Millisecond) // past the renewal point (0.9 s) even on a loaded machine
 	if tok, err := c.TokenContext(t.Context()); err != nil || tok.AccessToken != "real-2" {
 		t.Fatalf("after expiry: %v, %v", tok, err)
 	}
@@ -164,7 +164,7 @@ func TestCacheFailedFetchSharedNotCached(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(20 * time.Millisecond)
+	waitForWaiters(t, c, 20) // a caller arriving after the failure would rightly fetch again
 	close(release)
 	wg.Wait()
 	if calls.Load() != 1 || failed.Load() != 20 {
@@ -173,6 +173,28 @@ func TestCacheFailedFetchSharedNotCached(t *testing.T) {
 	tok, err := c.TokenContext(t.Context())
 	if err != nil || tok.AccessToken != "ok" {
 		t.Fatalf("after a failure the next caller must fetch again: %v, %v", tok, err)
+	}
+}
+
+// waitForWaiters waits until n callers wait for c's fetch in flight, so that a test does not depend
+// on how fast a loaded machine schedules them.
+func waitForWaiters(t *testing.T, c *CachingTokenSource, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.mu.Lock()
+		got := 0
+		if c.flight != nil {
+			got = c.flight.waiters
+		}
+		c.mu.Unlock()
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d callers wait for the fetch, want %d", got, n)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -197,6 +219,7 @@ func TestCacheWaiterHonoursItsOwnContext(t *testing.T) {
 		tok, _ := c.TokenContext(t.Context())
 		patient <- tok
 	}()
+	waitForWaiters(t, c, 1) // the patient caller waits before the impatient one comes and goes
 	short, cancel := context.WithTimeout(t.Context(), 30*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -429,5 +452,70 @@ func BenchmarkCachedToken(b *testing.B) {
 	})
 	if f.calls.Load() != 1 {
 		b.Fatalf("fetches = %d", f.calls.Load())
+	}
+}
+
+// TestCacheNoSecondFetchWhileAbandonedOneEnds: a fetch every waiter left is cancelled, but it takes a
+// moment to return (an HTTP request being torn down); a caller arriving meanwhile must wait for it,
+// not start a second token request beside it (BS-05: one fetch at a time).
+func TestCacheNoSecondFetchWhileAbandonedOneEnds(t *testing.T) {
+	t.Parallel()
+	clk := newCacheClock()
+	var running, maxRunning, calls atomic.Int64
+	teardown, tearing := make(chan struct{}), make(chan struct{})
+	c := NewCachingTokenSource(func(ctx context.Context) (*Token, error) {
+		n := running.Add(1)
+		defer running.Add(-1)
+		for m := maxRunning.Load(); n > m && !maxRunning.CompareAndSwap(m, n); m = maxRunning.Load() {
+		}
+		if calls.Add(1) == 1 {
+			<-ctx.Done()
+			close(tearing)
+			<-teardown // still tearing down when the next caller arrives
+			return nil, ctx.Err()
+		}
+		return &Token{Token: &oauth2.Token{AccessToken: "second", Expiry: clk.Now().Add(time.Hour)}}, nil
+	}, CacheOptions{Now: clk.Now})
+
+	short, cancel := context.WithTimeout(t.Context(), 10*time.Millisecond)
+	defer cancel()
+	if _, err := c.TokenContext(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("impatient caller: err = %v, want DeadlineExceeded", err)
+	}
+	<-tearing
+	got := make(chan error, 1)
+	go func() {
+		tok, err := c.TokenContext(t.Context())
+		if err == nil && tok.AccessToken != "second" {
+			err = fmt.Errorf("token %q, want second", tok.AccessToken)
+		}
+		got <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // the next caller arrives while the first fetch is tearing down
+	close(teardown)
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	if m := maxRunning.Load(); m != 1 {
+		t.Fatalf("%d fetches ran at once, want 1", m)
+	}
+
+	// A waiter for the abandoned fetch still honours its own context.
+	c2 := NewCachingTokenSource(func(ctx context.Context) (*Token, error) {
+		<-ctx.Done()
+		time.Sleep(5 * time.Second) // a fetch slow to wind down
+		return nil, ctx.Err()
+	}, CacheOptions{Now: clk.Now})
+	short2, cancel2 := context.WithTimeout(t.Context(), 10*time.Millisecond)
+	defer cancel2()
+	c2.TokenContext(short2)
+	short3, cancel3 := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel3()
+	start := time.Now()
+	if _, err := c2.TokenContext(short3); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("waiter for an abandoned fetch: err = %v, want DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("waiter for an abandoned fetch waited %v past its deadline", d)
 	}
 }

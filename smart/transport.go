@@ -36,8 +36,9 @@ type ContextTokenSource interface {
 //     it reaches a header (CONV-4);
 //   - the caller's request is never modified;
 //   - a 401 to a request that carried a token invalidates it (when the source is an Invalidator),
-//     fetches a new one and retries once, if the body can be replayed; a second 401 is returned as
-//     is, with the server's WWW-Authenticate header for the caller to report (CONV-3).
+//     so that no later request reuses it, and, if the body can be replayed, fetches a new one and
+//     retries once; a second 401, or the 401 to a request with a one-shot body, is returned as is,
+//     with the server's WWW-Authenticate header for the caller to report (CONV-3).
 type Transport struct {
 	src     oauth2.TokenSource
 	base    http.RoundTripper
@@ -90,10 +91,15 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, err
 	}
 	inv, ok := t.src.(Invalidator)
-	if !ok || !replayable(req) {
+	if !ok {
 		return resp, nil
 	}
+	// The server refused tok: drop it even when this request cannot be replayed, or every later
+	// request would be sent with it again until it expires.
 	inv.Invalidate(tok)
+	if !replayable(req) {
+		return resp, nil
+	}
 	fresh, err := t.token(req.Context())
 	if err != nil {
 		discard(resp)

@@ -193,8 +193,20 @@ func TestTransportNoRetryWithoutReplayableBodyOrInvalidator(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != 401 || srv.hits.Load() != 1 || len(src.invalidated) != 0 {
-			t.Fatalf("status %d, hits %d, invalidated %v", resp.StatusCode, srv.hits.Load(), src.invalidated)
+		if resp.StatusCode != 401 || srv.hits.Load() != 1 {
+			t.Fatalf("status %d, hits %d: a one-shot body must not be retried", resp.StatusCode, srv.hits.Load())
+		}
+		// CONV-3: the refused token is dropped all the same, so the next request does not reuse it.
+		if strings.Join(src.invalidated, ",") != "tok-1" {
+			t.Fatalf("invalidated %v, want tok-1", src.invalidated)
+		}
+		resp, err = hc.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if auths := srv.authorizations(); auths[1] != "Bearer tok-2" {
+			t.Fatalf("the next request carried %q, want the new token", auths[1])
 		}
 	})
 	t.Run("static source", func(t *testing.T) {
