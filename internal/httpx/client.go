@@ -38,7 +38,7 @@ func NewClient(timeout time.Duration) *http.Client {
 // another origin (CONV-1: Go keeps Authorization on a redirect to the same host on another port).
 func SameOriginRedirects(req *http.Request, via []*http.Request) error {
 	if len(via) >= 5 {
-		return &RedirectError{From: via[0].URL.String(), To: req.URL.String(), Reason: "too many redirects"}
+		return &RedirectError{From: Origin(via[0].URL), To: Origin(req.URL), Reason: "too many redirects"}
 	}
 	if !SameOrigin(req.URL, via[0].URL) {
 		return &RedirectError{From: Origin(via[0].URL), To: Origin(req.URL), Reason: "redirect to another origin refused"}
