@@ -58,6 +58,7 @@ type Client struct {
 	MaxPages int
 
 	// Timeout bounds one attempt of one request, body included (default 60 s; negative: none).
+	// Every attempt also ends with the call's budget, Retry.MaxElapsed (CONV-2).
 	Timeout time.Duration
 
 	// Retry is the retry policy (CONV-3); the zero value is the default.
@@ -274,14 +275,16 @@ func (c *Client) Do(req *http.Request, v any) (*Response, error) {
 	return c.do(req, func(resp *Response) error { return c.decodeBody(resp.Body, "", false, v) })
 }
 
-// attempt sends one copy of req and passes a 2xx response to handle, all within one Timeout.
-func (c *Client) attempt(req *http.Request, handle func(*Response) error) (*Response, error) {
+// attempt sends one copy of req and passes a 2xx response to handle, all within one Timeout and
+// before deadline, the end of the whole call (RetryPolicy.MaxElapsed, CONV-2).
+func (c *Client) attempt(req *http.Request, handle func(*Response) error, deadline time.Time) (*Response, error) {
 	ctx := req.Context()
-	if t := c.timeout(); t > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, t)
-		defer cancel()
+	t := c.timeout() // negative: no limit per attempt
+	if rem := deadline.Sub(c.now()); t < 0 || rem < t {
+		t = max(rem, time.Millisecond)
 	}
+	ctx, cancel := context.WithTimeout(ctx, t)
+	defer cancel()
 	r := req.Clone(ctx)
 	if req.GetBody != nil {
 		body, err := req.GetBody()

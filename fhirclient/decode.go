@@ -187,7 +187,7 @@ func skipValue(b []byte, i int) int {
 func malformed(b []byte, err error) error {
 	t := bytes.TrimSpace(b)
 	if len(t) > 0 && t[0] != '{' && t[0] != '[' {
-		return fmt.Errorf("%w: %w (body: %s)", ErrMalformedResponse, err, scrubSecrets(httpx.Snippet(t)))
+		return fmt.Errorf("%w: %w (body: %s)", ErrMalformedResponse, err, httpx.Snippet([]byte(scrubSecrets(string(t)))))
 	}
 	return fmt.Errorf("%w: %w", ErrMalformedResponse, err)
 }

@@ -162,7 +162,7 @@ func (e *Error) Error() string {
 			}
 		}
 	} else if s := strings.TrimSpace(string(e.Body)); s != "" {
-		b.WriteString(": " + scrubSecrets(httpx.Snippet([]byte(s))))
+		b.WriteString(": " + e.BodySnippet())
 	}
 	if e.Truncated {
 		b.WriteString(" (body truncated)")
@@ -181,6 +181,17 @@ func (e *Error) Is(target error) bool {
 	return s != nil && s == target
 }
 
+// BodySnippet returns the start of the error body for a log line or a report: anything shaped
+// like a bearer token or a credential parameter removed (servers echo requests back), control
+// characters escaped, at most a few hundred bytes.
+func (e *Error) BodySnippet() string {
+	b := bytes.TrimSpace(e.Body)
+	if len(b) == 0 {
+		return ""
+	}
+	return httpx.Snippet([]byte(scrubSecrets(string(b)))) // scrub first: a cut must not expose a token's head
+}
+
 // RetryAfter parses the response's Retry-After header (delta-seconds or HTTP-date) relative to now.
 // ok is false when it is absent or implausible (negative, garbage, an epoch timestamp).
 func (e *Error) RetryAfter(now time.Time) (d time.Duration, ok bool) {
@@ -192,7 +203,8 @@ func (e *Error) RetryAfter(now time.Time) (d time.Duration, ok bool) {
 
 // CheckResponse returns nil for a 2xx response and an *Error otherwise. It reads at most
 // MaxErrorBody bytes of an error body and puts them back on r.Body, so the caller may read them
-// again. It does not close r.Body.
+// again. It does not close r.Body; closing the replaced r.Body closes the original, so the caller
+// still frees the connection of a body longer than MaxErrorBody.
 func CheckResponse(r *http.Response) error {
 	if r.StatusCode >= 200 && r.StatusCode <= 299 {
 		return nil
@@ -205,10 +217,16 @@ func CheckResponse(r *http.Response) error {
 		b, err := httpx.ReadLimited(r.Body, MaxErrorBody)
 		e.Truncated = errors.Is(err, httpx.ErrBodyTooLarge)
 		e.Body = b
-		r.Body = io.NopCloser(bytes.NewReader(b))
+		r.Body = replayBody{bytes.NewReader(b), r.Body}
 	}
 	e.parseOutcome()
 	return e
+}
+
+// replayBody serves the bytes CheckResponse read and closes the original body.
+type replayBody struct {
+	io.Reader
+	io.Closer
 }
 
 // parseOutcome fills Issues and Outcome when Body is an OperationOutcome. Servers often send one

@@ -160,6 +160,58 @@ func TestCheckResponseTruncates(t *testing.T) {
 	}
 }
 
+// CONV-2: CheckResponse puts the error body back on r.Body, and closing that closes the original:
+// a caller that closes resp.Body after CheckResponse must free the connection of a body too long
+// to have been read to its end (before the fix the original body was unreachable and leaked).
+func TestCheckResponseBodyCloseReachesOriginal(t *testing.T) {
+	t.Parallel()
+	orig := &closeTracker{Reader: strings.NewReader(strings.Repeat("x", 2<<20))}
+	resp := &http.Response{StatusCode: 404, Header: http.Header{}, Body: orig}
+	if err := CheckResponse(resp); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("err = %v, want ErrNotFound", err)
+	}
+	if b, _ := io.ReadAll(resp.Body); len(b) != MaxErrorBody {
+		t.Errorf("replayed %d bytes, want %d", len(b), MaxErrorBody)
+	}
+	if err := resp.Body.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !orig.closed {
+		t.Error("closing resp.Body after CheckResponse did not close the original body")
+	}
+}
+
+// CONV-4: a token a server echoes in its error body never reaches an error string or a log, not
+// even its head where the quoted snippet is cut (before the fix the snippet was cut first and then
+// scrubbed, so a token straddling the cut kept its first characters).
+func TestErrorBodyNeverQuotesToken(t *testing.T) {
+	t.Parallel()
+	const token = "tok3nSECRETabcdefghijklmnopqrstuvwxyz0123"
+	for _, pad := range []int{0, 100, 497, 500, 503, 505} {
+		body := strings.Repeat("x", pad) + " Bearer " + token + " was refused"
+		err := CheckResponse(&http.Response{StatusCode: 401, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(body))})
+		var fe *Error
+		if !errors.As(err, &fe) {
+			t.Fatal(err)
+		}
+		for name, s := range map[string]string{"Error()": err.Error(), "BodySnippet()": fe.BodySnippet()} {
+			if strings.Contains(s, token[:5]) {
+				t.Errorf("pad %d: %s quotes the token: %q", pad, name, s[max(0, len(s)-80):])
+			}
+		}
+		if !strings.Contains(fe.BodySnippet(), "xxx") && pad > 0 {
+			t.Errorf("pad %d: BodySnippet lost the body: %q", pad, fe.BodySnippet())
+		}
+	}
+}
+
+type closeTracker struct {
+	io.Reader
+	closed bool
+}
+
+func (c *closeTracker) Close() error { c.closed = true; return nil }
+
 type countingReader struct {
 	r io.Reader
 	n int

@@ -61,7 +61,7 @@ func (c *Client) do(req *http.Request, handle func(*Response) error) (*Response,
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 	serverRetried := false
 	for try := 1; ; try++ {
-		resp, err := c.attempt(req, handle)
+		resp, err := c.attempt(req, handle, start.Add(c.Retry.maxElapsed()))
 		if err == nil {
 			return resp, nil
 		}

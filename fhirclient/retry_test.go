@@ -286,6 +286,40 @@ func TestRetryMaxElapsed(t *testing.T) {
 	}
 }
 
+// CONV-2: MaxElapsed bounds the attempts too, not only the waits: a retry that starts near the end
+// of the budget is cut at the budget, not after a whole Timeout (before the fix this call took
+// the handler's 5 s and succeeded, 4 s past its budget).
+func TestRetryMaxElapsedBoundsAttempts(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.c.Timeout = 30 * time.Second
+	e.c.Retry = RetryPolicy{MaxElapsed: 120 * time.Second}
+	var n atomic.Int64
+	e.mux.HandleFunc("GET /Patient/1", func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			w.Header().Set("Retry-After", "119") // the fake clock jumps 119 s of the 120 s budget
+			writeJSON(w, 429, `{}`)
+			return
+		}
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+		writeJSON(w, 200, `{"resourceType":"Patient","id":"1"}`)
+	})
+	start := time.Now()
+	_, err := e.c.Read(t.Context(), "Patient", "1", nil)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("took %v: the last attempt outlasted MaxElapsed", d)
+	}
+	if n.Load() != 2 {
+		t.Errorf("requests = %d, want 2", n.Load())
+	}
+}
+
 // A caller-built request with a one-shot body is sent once, never replayed.
 func TestNoRetryWithoutGetBody(t *testing.T) {
 	t.Parallel()

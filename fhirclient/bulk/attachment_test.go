@@ -91,7 +91,7 @@ func TestFetchAttachmentTokenRules(t *testing.T) { // BULK-30, CONV-1: where Aut
 			// Not parallel: the servers' records are shared.
 			home.reset()
 			foreign.reset()
-			c, err := NewClient(home.URL+"/fhir", &http.Client{Transport: bearerTransport{http.DefaultTransport}})
+			c, err := NewClient(home.URL+"/fhir", &http.Client{Transport: bearerTransport{testTransport(t)}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -136,7 +136,7 @@ func TestFetchAttachmentTokenRules(t *testing.T) { // BULK-30, CONV-1: where Aut
 func TestFetchAttachmentHostileURLs(t *testing.T) { // BULK-30, CONV-1: refused before any request
 	t.Parallel()
 	home := newAttachmentServer(t, func() string { return "" })
-	c, err := NewClient(home.URL+"/fhir", &http.Client{Transport: bearerTransport{http.DefaultTransport}})
+	c, err := NewClient(home.URL+"/fhir", &http.Client{Transport: bearerTransport{testTransport(t)}})
 	if err != nil {
 		t.Fatal(err)
 	}

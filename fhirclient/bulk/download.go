@@ -125,7 +125,7 @@ func (r *run) download(ctx context.Context, f *fileState) error {
 
 	r.mu.Lock()
 	f.Done, f.Bytes, f.Resources, f.Mismatches, f.Dropped = true, size, kept, mismatches, dropped
-	err = r.saveLocked()
+	err = r.saveDoneLocked(dropped) // a dropped file's .part goes only once the state says so
 	r.mu.Unlock()
 	if err != nil {
 		return err

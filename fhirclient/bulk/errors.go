@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/smartfhir/smartfhir/fhirclient"
+	"github.com/smartfhir/smartfhir/internal/httpx"
 )
 
 // Sentinel errors. Failures that carry a server answer also wrap a *fhirclient.Error (status,
@@ -107,7 +108,13 @@ func IsTransient(err error) bool {
 }
 
 // statusError wraps a non-2xx response checked by fhirclient.CheckResponse, prefixed with the
-// step that failed.
+// step that failed, and closes the body: the *fhirclient.Error keeps the first MiB of it, and an
+// unread rest must not pin the connection.
 func statusError(step string, resp *http.Response) error {
-	return fmt.Errorf("bulk: %s: %w", step, fhirclient.CheckResponse(resp))
+	err := fhirclient.CheckResponse(resp)
+	resp.Body.Close()
+	if err == nil { // a 2xx the step does not expect (a 204 manifest page)
+		return fmt.Errorf("bulk: %s: unexpected status %s", step, httpx.SanitizeText(resp.Status))
+	}
+	return fmt.Errorf("bulk: %s: %w", step, err)
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -354,6 +355,33 @@ func TestExporterKickoffFailureLogged(t *testing.T) {
 	if !bytes.Contains(b, []byte(`"errorCode":403`)) {
 		t.Errorf("log: %s", b)
 	}
+	// CONV-4: a server that echoes the request's Authorization header in its error body must not
+	// get the token into log.ndjson (before the fix the body was logged unscrubbed).
+	for _, where := range []string{"kick-off", "status"} {
+		f := newFake(t)
+		echo := func(w http.ResponseWriter, r *http.Request, n int) bool {
+			w.Header().Set("Content-Type", "text/plain")
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, "bad request; you sent Authorization: %s and access_token=%s", r.Header.Get("Authorization"), testToken)
+			return true
+		}
+		if where == "kick-off" {
+			f.kickoffHook = echo
+		} else {
+			f.statusHook = echo
+		}
+		e, _ := exporterFor(t, f)
+		if _, err := e.Start(t.Context(), ExportRequest{}); err == nil {
+			t.Fatalf("%s: want an error", where)
+		}
+		b, _ := os.ReadFile(filepath.Join(e.Dir, LogFile))
+		if !bytes.Contains(b, []byte(`bad request`)) {
+			t.Errorf("%s: the error body is not logged: %s", where, b)
+		}
+		if bytes.Contains(b, []byte(testToken)) {
+			t.Errorf("%s: the access token reached log.ndjson: %s", where, b)
+		}
+	}
 	if _, err := (&Exporter{Client: e.Client, Dir: e.Dir}).Resume(t.Context()); err == nil {
 		t.Error("resume of an export that never started")
 	}
@@ -390,5 +418,81 @@ func TestExporterResumeAfterCrashBeforeStateUpdate(t *testing.T) { // BULK-32: c
 	// The 416 answer to "Range: bytes=<size>-" carries a few bytes of text, not the file again.
 	if !bytes.Equal(got, body) || res.Resources != 500 || f.served.Load()-served > 100 {
 		t.Errorf("resources %d, file ok %v, bytes served again %d", res.Resources, bytes.Equal(got, body), f.served.Load()-served)
+	}
+}
+
+// BULK-32, CONV-9: the state file lists every file, so it is not rewritten for each finished file
+// (quadratic in a large export; before the fix every EventFileDone found its file recorded). A
+// crash that loses recent Done flags costs a Range request per file on resume, not a download.
+func TestExporterStateWritesCoalesced(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	const files = 30
+	body := ndjson("Patient", 20)
+	for i := range files {
+		f.add("output", "Patient", fmt.Sprintf("p%d", i), body)
+	}
+	e, _ := exporterFor(t, f)
+	e.Parallel = 1
+	frozen := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	e.Client.Now = func() time.Time { return frozen }
+	readState := func() *exportState {
+		b, err := os.ReadFile(filepath.Join(e.Dir, StateFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st exportState
+		if err := json.Unmarshal(b, &st); err != nil {
+			t.Fatal(err)
+		}
+		return &st
+	}
+	countDone := func(st *exportState) (n int) {
+		for _, f := range st.Files {
+			if f.Done {
+				n++
+			}
+		}
+		return n
+	}
+	maxRecorded, finished := 0, 0
+	e.OnEvent = func(ev Event) {
+		if ev.Kind == EventFileDone {
+			finished++
+			maxRecorded = max(maxRecorded, countDone(readState()))
+		}
+	}
+	res, err := e.Start(t.Context(), ExportRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if finished != files || maxRecorded > 1 {
+		t.Errorf("%d files finished; the state file was rewritten for them (up to %d recorded while downloading)", finished, maxRecorded)
+	}
+	st := readState()
+	if countDone(st) != files || !st.Complete {
+		t.Fatalf("final state: %d of %d done, complete %v", countDone(st), files, st.Complete)
+	}
+
+	// A crash that lost every Done flag: the resume confirms each file with a Range request.
+	for _, fs := range st.Files {
+		fs.Done, fs.Bytes, fs.Resources = false, 0, 0
+	}
+	st.Complete, st.Deleted = false, false
+	b, _ := json.Marshal(st)
+	if err := os.WriteFile(filepath.Join(e.Dir, StateFile), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	served := f.served.Load()
+	c2, _ := f.client(t)
+	res2, err := (&Exporter{Client: c2, Dir: e.Dir, Validate: true}).Resume(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again := f.served.Load() - served; again >= int64(len(body)) { // only 416 answers' short bodies
+		t.Errorf("the resume downloaded %d bytes of files already on disk", again)
+	}
+	if res2.Resources != res.Resources || res.Resources != files*20 {
+		t.Errorf("resources: first run %d, resume %d, want %d", res.Resources, res2.Resources, files*20)
 	}
 }

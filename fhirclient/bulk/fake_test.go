@@ -30,6 +30,15 @@ func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return b.base.RoundTrip(r)
 }
 
+// testTransport returns a transport of the test's own: httptest.Server.Close in a parallel test
+// closes the idle connections of http.DefaultTransport, which broke requests of others at random
+// ("transport connection broken: http: CloseIdleConnections called").
+func testTransport(t *testing.T) *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	t.Cleanup(tr.CloseIdleConnections)
+	return tr
+}
+
 // fakeFile is one output file of the fake server.
 type fakeFile struct {
 	kind, typ, name string
@@ -92,7 +101,7 @@ func (f *fake) add(kind, typ, name string, body []byte) {
 // Sleep that records waits and returns at once.
 func (f *fake) client(t *testing.T) (*Client, *[]time.Duration) {
 	t.Helper()
-	c, err := NewClient(f.base(), &http.Client{Transport: bearerTransport{http.DefaultTransport}})
+	c, err := NewClient(f.base(), &http.Client{Transport: bearerTransport{testTransport(t)}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package bulk
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/smartfhir/smartfhir/fhirclient"
 	"github.com/smartfhir/smartfhir/internal/httpx"
+	"github.com/smartfhir/smartfhir/smart"
 )
 
 // Job is a running export. Its exported fields are its persistable state: json.Marshal it, and
@@ -254,6 +256,12 @@ func isNetworkError(err error) bool {
 	}
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
+		return false
+	}
+	// An untrusted certificate, or a token the auth transport will not put in a header, arrives as
+	// a *url.Error too, and no retry fixes it.
+	var cve *tls.CertificateVerificationError
+	if errors.As(err, &cve) || errors.Is(err, smart.ErrInvalidAccessToken) {
 		return false
 	}
 	var ne net.Error

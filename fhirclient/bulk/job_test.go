@@ -1,12 +1,15 @@
 package bulk
 
 import (
+	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -161,7 +164,7 @@ func TestWaitTokenFailureNotRetried(t *testing.T) { // a token-endpoint refusal 
 		writeOutcome(w, http.StatusUnauthorized, "login", "token expired")
 		return true
 	}
-	job.c.HTTPClient = &http.Client{Transport: bearerTransport{http.DefaultTransport}}
+	job.c.HTTPClient = &http.Client{Transport: bearerTransport{testTransport(t)}}
 	if _, err := job.Wait(t.Context(), nil); !errors.Is(err, fhirclient.ErrUnauthorized) || errors.Is(err, ErrJobFailed) {
 		t.Errorf("401: %v (the job is not failed: the credentials are)", err)
 	}
@@ -371,7 +374,7 @@ func TestCancel(t *testing.T) { // BULK-22; quirk: HAPI answers 404 to DELETE of
 				w.WriteHeader(tt.status)
 			}))
 			t.Cleanup(srv.Close)
-			c, err := NewClient(srv.URL+"/fhir", &http.Client{Transport: bearerTransport{http.DefaultTransport}})
+			c, err := NewClient(srv.URL+"/fhir", &http.Client{Transport: bearerTransport{testTransport(t)}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -499,5 +502,129 @@ func TestNextPage(t *testing.T) { // BULK-21, CONV-1
 	m.Link = nil
 	if p, err := job.NextPage(t.Context(), m); p != nil || err != nil {
 		t.Errorf("last page: %v, %v", p, err)
+	}
+}
+
+// CONV-2, BULK-11, BULK-16: an error answer whose body is longer than the 1 MiB the client reads
+// must not pin the connection (and its transport goroutines) for good: the client closes the body.
+// Before the fix, the status and kick-off error paths never closed it, and
+// fhirclient.CheckResponse replaced resp.Body so that closing it later did not reach the original;
+// the server stayed blocked writing.
+func TestErrorBodyReleasesConnection(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		status int
+		call   func(ctx context.Context, c *Client, base string) error
+		want   error
+	}{
+		{"status 404", http.StatusNotFound, func(ctx context.Context, c *Client, base string) error {
+			job, err := c.OpenJob(base + "/status/1")
+			if err != nil {
+				return err
+			}
+			_, err = job.Status(ctx)
+			return err
+		}, ErrJobGone},
+		{"kick-off 400", http.StatusBadRequest, func(ctx context.Context, c *Client, _ string) error {
+			_, err := c.Kickoff(ctx, ExportRequest{})
+			return err
+		}, errAny},
+		{"kick-off 429 too long to wait", http.StatusTooManyRequests, func(ctx context.Context, c *Client, _ string) error {
+			_, err := c.Kickoff(ctx, ExportRequest{})
+			return err
+		}, fhirclient.ErrTooManyRequests},
+		{"delete 500", http.StatusInternalServerError, func(ctx context.Context, c *Client, base string) error {
+			job, err := c.OpenJob(base + "/status/1")
+			if err != nil {
+				return err
+			}
+			return job.Cancel(ctx)
+		}, errAny},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			released := make(chan struct{})
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/plain")
+				w.Header().Set("Retry-After", "9999")
+				w.WriteHeader(tt.status)
+				chunk := []byte(strings.Repeat("x", 64<<10))
+				for range 1024 { // 64 MiB at most
+					if _, err := w.Write(chunk); err != nil {
+						close(released)
+						return
+					}
+				}
+			}))
+			t.Cleanup(srv.Close)
+			t.Cleanup(srv.CloseClientConnections) // runs first: unblocks a handler the client left hanging
+			c, err := NewClient(srv.URL+"/fhir", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = tt.call(t.Context(), c, srv.URL+"/fhir")
+			if err == nil || (tt.want != errAny && !errors.Is(err, tt.want)) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			select {
+			case <-released:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the connection of an over-long error body was never released")
+			}
+		})
+	}
+}
+
+// BULK-21: a manifest page answered with a 2xx other than 200 fails with an error that says so;
+// before the fix it wrapped a nil error ("%!w(<nil>)").
+func TestNextPageUnexpectedSuccessStatus(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	c, err := NewClient(srv.URL+"/fhir", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := c.OpenJob(srv.URL + "/fhir/status/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &Manifest{URL: job.StatusURL, Link: []Link{{Relation: "next", URL: "/fhir/page/2"}}}
+	_, err = job.NextPage(t.Context(), m)
+	if err == nil || strings.Contains(err.Error(), "%!") || !strings.Contains(err.Error(), "204") {
+		t.Fatalf("err = %v, want an error naming the 204", err)
+	}
+}
+
+// CONV-1, BULK-16: a certificate the client does not trust is not a passing network error: Wait
+// fails at once instead of polling MaxTransient more times (before the fix: 10 waits, then
+// "giving up after network errors", as if the server were down).
+func TestWaitUntrustedCertificateNotRetried(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(srv.Close)
+	c, err := NewClient(srv.URL+"/fhir", &http.Client{Transport: testTransport(t)}) // does not trust the test certificate
+	if err != nil {
+		t.Fatal(err)
+	}
+	var waits atomic.Int32
+	c.Sleep = func(ctx context.Context, d time.Duration) error { waits.Add(1); return ctx.Err() }
+	job, err := c.OpenJob(srv.URL + "/fhir/status/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = job.Wait(t.Context(), nil)
+	var cve *tls.CertificateVerificationError
+	if !errors.As(err, &cve) {
+		t.Fatalf("err = %v, want a *tls.CertificateVerificationError", err)
+	}
+	if n := waits.Load(); n != 0 {
+		t.Errorf("waited %d times to retry a certificate failure", n)
 	}
 }

@@ -88,7 +88,7 @@ func (c *Client) kickoffWait(resp *http.Response, attempt int) (time.Duration, e
 	var fe *fhirclient.Error
 	errors.As(ferr, &fe)
 	now := c.now()
-	wait, ok := httpx.ParseRetryAfter(resp.Header.Get("Retry-After"), now)
+	wait, ok := c.retryAfterOf(ferr) // Retry-After, or a profile's X-RateLimit-* headers
 	if !ok {
 		wait = httpx.Backoff(attempt, durationOr(c.BackoffCap, DefaultBackoffCap))
 	}

@@ -158,6 +158,24 @@ func TestPlanFiles(t *testing.T) { // CONV-6 file names
 	if got := strings.Join(names, " "); got != want {
 		t.Errorf("names = %s\nwant    %s", got, want)
 	}
+	// SEC-12, CONV-6: types differing only in case get numbered names, so that no two files share
+	// a name on a case-insensitive file system.
+	m3 := &Manifest{Output: []File{{Type: "Patient", URL: "https://example.com/a"}, {Type: "PATIENT", URL: "https://example.com/b"},
+		{Type: "Observation", URL: "https://example.com/c"}}}
+	files, err = planFiles([]*Manifest{m3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	folded := map[string]bool{}
+	for _, f := range files {
+		if folded[strings.ToLower(f.Name)] {
+			t.Errorf("%s shares its name with another file on a case-insensitive file system", f.Name)
+		}
+		folded[strings.ToLower(f.Name)] = true
+	}
+	if got, want := files[0].Name+" "+files[1].Name+" "+files[2].Name, "Patient.1.ndjson PATIENT.2.ndjson Observation.ndjson"; got != want {
+		t.Errorf("names = %s, want %s", got, want)
+	}
 	for _, bad := range []string{"../Patient.ndjson", "/etc/passwd", "Patient.ndjson/../../x", "error/../../x.ndjson", "patient.ndjson", "Patient.0.ndjson"} {
 		if checkName(bad) == nil {
 			t.Errorf("checkName(%q) accepted", bad)

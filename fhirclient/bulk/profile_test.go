@@ -221,37 +221,44 @@ func TestProfileTypeParam(t *testing.T) {
 
 // TestProfileRateLimitWait: a status 429 without Retry-After waits as X-RateLimit-Reset says with a
 // profile that reads it (the VA), and backs off without one (CONV-3).
-func TestProfileRateLimitWait(t *testing.T) {
+func TestProfileRateLimitWait(t *testing.T) { // CONV-3, CONV-5: the VA's X-RateLimit-* headers
 	t.Parallel()
-	for _, name := range []string{"va", "generic"} {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			f := newFake(t)
-			f.statusHook = func(w http.ResponseWriter, r *http.Request, n int) bool {
-				if n > 1 {
-					return false
+	for _, where := range []string{"status", "kick-off"} {
+		for _, name := range []string{"va", "generic"} {
+			t.Run(where+"/"+name, func(t *testing.T) {
+				t.Parallel()
+				f := newFake(t)
+				hook := func(w http.ResponseWriter, r *http.Request, n int) bool {
+					if n > 1 {
+						return false
+					}
+					w.Header().Set("X-RateLimit-Remaining", "0")
+					w.Header().Set("X-RateLimit-Reset", "7")
+					writeOutcome(w, http.StatusTooManyRequests, "throttled", "slow down")
+					return true
 				}
-				w.Header().Set("X-RateLimit-Remaining", "0")
-				w.Header().Set("X-RateLimit-Reset", "7")
-				writeOutcome(w, http.StatusTooManyRequests, "throttled", "slow down")
-				return true
-			}
-			c, waits := f.client(t)
-			p, _ := smart.LookupProfile(name)
-			if err := c.SetProfile(p); err != nil {
-				t.Fatal(err)
-			}
-			job, err := c.Kickoff(t.Context(), ExportRequest{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := job.Wait(t.Context(), nil); err != nil {
-				t.Fatal(err)
-			}
-			first := (*waits)[0]
-			if name == "va" && first != 7*time.Second || name == "generic" && first > 2*time.Second {
-				t.Errorf("first wait %v", first)
-			}
-		})
+				if where == "status" {
+					f.statusHook = hook
+				} else {
+					f.kickoffHook = hook
+				}
+				c, waits := f.client(t)
+				p, _ := smart.LookupProfile(name)
+				if err := c.SetProfile(p); err != nil {
+					t.Fatal(err)
+				}
+				job, err := c.Kickoff(t.Context(), ExportRequest{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := job.Wait(t.Context(), nil); err != nil {
+					t.Fatal(err)
+				}
+				first := (*waits)[0]
+				if name == "va" && first != 7*time.Second || name == "generic" && first > 2*time.Second {
+					t.Errorf("first wait %v", first)
+				}
+			})
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -146,13 +147,15 @@ func planFiles(pages []*Manifest) ([]*fileState, error) {
 			}
 		}
 	}
+	// Types are counted case-insensitively: on a case-insensitive file system (macOS, Windows)
+	// "Patient" and a hostile "PATIENT" would otherwise share one file, written by two downloads.
 	total := map[[2]string]int{}
 	for _, f := range files {
-		total[[2]string{f.Kind, f.Name}]++
+		total[[2]string{f.Kind, strings.ToLower(f.Name)}]++
 	}
 	seen := map[[2]string]int{}
 	for _, f := range files {
-		k := [2]string{f.Kind, f.Name}
+		k := [2]string{f.Kind, strings.ToLower(f.Name)}
 		seen[k]++
 		name := f.Name + ".ndjson"
 		if total[k] > 1 {
