@@ -1,8 +1,10 @@
 package httpx
 
 import (
+	"fmt"
 	"net"
 	"net/http"
+	"syscall"
 	"time"
 )
 
@@ -17,7 +19,7 @@ const (
 func NewTransport() *http.Transport {
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           (&net.Dialer{Timeout: ConnectTimeout, KeepAlive: 30 * time.Second, Control: refuseForbiddenAddr}).DialContext,
 		TLSHandshakeTimeout:   TLSHandshakeTimeout,
 		ResponseHeaderTimeout: ResponseHeaderTimeout,
 		MaxIdleConns:          100,
@@ -25,6 +27,21 @@ func NewTransport() *http.Transport {
 		IdleConnTimeout:       90 * time.Second,
 		ForceAttemptHTTP2:     true,
 	}
+}
+
+// refuseForbiddenAddr is a net.Dialer Control function: it refuses to connect to a link-local,
+// unspecified or multicast address after DNS resolution, so that a host name that resolves to the
+// cloud metadata service (169.254.169.254, fd00:ec2::254) is refused like the literal address
+// (CONV-1). CheckURL only sees the name as written.
+func refuseForbiddenAddr(network, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		host = address
+	}
+	if forbiddenHost(host) {
+		return fmt.Errorf("%w: %s resolves to a link-local or metadata address", ErrInsecureURL, host)
+	}
+	return nil
 }
 
 // NewClient returns an *http.Client on NewTransport with the given overall timeout (0 = none; use

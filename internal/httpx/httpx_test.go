@@ -237,3 +237,24 @@ func ExampleParseRetryAfter() {
 	// 1m0s true
 	// 0s false
 }
+
+// CONV-1: the dialer refuses metadata and link-local addresses after resolution, whatever the name.
+func TestRefuseForbiddenAddr(t *testing.T) {
+	t.Parallel()
+	for addr, ok := range map[string]bool{
+		"169.254.169.254:80": false, "[fe80::1]:443": false, "[fd00:ec2::254]:80": false, "0.0.0.0:80": false,
+		"127.0.0.1:9090": true, "[::1]:443": true, "93.184.216.34:443": true,
+	} {
+		err := refuseForbiddenAddr("tcp", addr, nil)
+		if (err == nil) != ok || err != nil && !errors.Is(err, ErrInsecureURL) {
+			t.Errorf("refuseForbiddenAddr(%q) = %v, want ok=%v", addr, err, ok)
+		}
+	}
+	// End to end: a transport built by NewTransport never opens the connection.
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", "http://169.254.169.254/latest/meta-data", nil)
+	tr := NewTransport()
+	tr.Proxy = nil // the dialer's check runs before connect(): no packet leaves the machine
+	if _, err := tr.RoundTrip(req); !errors.Is(err, ErrInsecureURL) {
+		t.Fatalf("RoundTrip to the metadata address: %v, want ErrInsecureURL", err)
+	}
+}
