@@ -198,10 +198,17 @@ type authn struct {
 }
 
 // authenticate picks the stored login for the settings' FHIR base and profile, else SMART Backend
-// Services with --client-id and --key (or plain OAuth client_credentials with a secret).
+// Services with --client-id and --key (or plain OAuth client_credentials with a secret). A login made
+// with another client than the one --client-id (or the profile) names is not used: that client's own
+// credentials are, rather than its key or secret going out under the login's client_id and the
+// command silently running with the login's patient-level access.
 func (g *globals) authenticate(ctx context.Context, s *serverSettings) (*authn, error) {
 	g.vendorProfile(ctx, s)
-	sess, _, _, err := g.resumeLoginContext(ctx, s)
+	sess, rec, _, err := g.resumeLoginContext(ctx, s)
+	if rec != nil && s.ClientID != "" && rec.ClientID != s.ClientID {
+		g.notef("note: the stored login for %s belongs to client %s, not %s: not using it", httpx.Redact(s.FHIR), rec.ClientID, s.ClientID)
+		sess, err = nil, errNoLogin
+	}
 	switch {
 	case err == nil:
 		return &authn{kind: "login", src: sess.TokenSource(), fhir: sess.HTTPClient()}, nil

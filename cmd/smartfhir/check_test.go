@@ -153,11 +153,13 @@ func TestCheckDetectsEveryFault(t *testing.T) {
 			t.Parallel()
 			e := newDevEnv(t, sandbox.Options{})
 			id, key := e.backendClient()
+			client := []string{"--client-id", id, "--key", key}
 			if name == "token_expired_refresh_token" {
-				e.login() // the refresh grant needs a stored login
+				// The refresh grant needs a stored login, checked as its own client.
+				client = []string{"--client-id", e.login()}
 			}
 			e.sb.Fault(name, 1, "")
-			code, res, _ := e.check("--request-timeout", "1s", "--client-id", id, "--key", key)
+			code, res, _ := e.check(append([]string{"--request-timeout", "1s"}, client...)...)
 			lines := res.line(want.id)
 			i := slices.IndexFunc(lines, func(f finding) bool { return f.Status == want.status && strings.Contains(f.Detail, want.detail) })
 			if i < 0 {
@@ -194,5 +196,25 @@ func TestCheckUntrustedTokenEndpoint(t *testing.T) {
 	}
 	if n := e.sb.Count("token_requests"); n != before {
 		t.Errorf("%d token requests reached the sandbox", n-before)
+	}
+}
+
+// TestCheckLoginOfAnotherClient: a stored login made with another client than --client-id names is
+// not refreshed with this client's key (the server would rightly refuse it, and check would blame it
+// with a false REF-01 failure): REF-01 is skipped with what to do instead.
+func TestCheckLoginOfAnotherClient(t *testing.T) {
+	t.Parallel()
+	e := newDevEnv(t, sandbox.Options{})
+	loginID := e.login()
+	id, key := e.backendClient()
+	code, r, errOut := e.check("--client-id", id, "--key", key)
+	ref := r.line("REF-01")
+	if code != 0 || !r.Passed || len(ref) != 1 || ref[0].Status != statusSkip || !strings.Contains(ref[0].Detail, loginID) {
+		t.Errorf("exit %d, passed %v, REF-01 %+v\n%s", code, r.Passed, ref, errOut)
+	}
+	// With the login's own client, its refresh is checked.
+	code, r, errOut = e.check("--client-id", loginID)
+	if ref := r.line("REF-01"); len(ref) != 1 || ref[0].Status != statusPass {
+		t.Errorf("with the login's client: exit %d, REF-01 %+v\n%s", code, ref, errOut)
 	}
 }

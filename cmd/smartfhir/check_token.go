@@ -389,8 +389,13 @@ func isFieldErr(err error, fields ...string) bool {
 // tokens as any command would.
 func (c *checker) refresh(ctx context.Context) {
 	const title = "refresh of the stored login"
-	sess, _, _, err := c.g.resumeLogin(c.s)
+	sess, rec, _, err := c.g.resumeLogin(c.s)
 	switch {
+	case rec != nil && c.s.ClientID != "" && rec.ClientID != c.s.ClientID:
+		// Its refresh would go out with this client's credentials, which the server rightly refuses.
+		c.rep.add("REF-01", levelMust, statusSkip, title, fmt.Sprintf("the stored login belongs to client %s, not %s: run check with --client-id %s to check its refresh",
+			rec.ClientID, c.s.ClientID, rec.ClientID))
+		return
 	case errors.Is(err, errNoLogin):
 		c.rep.add("REF-01", levelMust, statusSkip, title, "no stored login for this server: run 'smartfhir login' first to check refresh")
 		return

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -116,5 +117,28 @@ func TestDemoStoreUsage(t *testing.T) {
 		strings.NewReader(""), io.Discard, &stderr, func(string) string { return "" })
 	if code != exitUsage || !strings.Contains(stderr.String(), "SMARTFHIR_STORE_KEYS") {
 		t.Errorf("exit %d: %s", code, stderr.String())
+	}
+}
+
+// TestStorePasswordNotFromFlag: a --store URL with a password is refused as a flag value (it would
+// show in process listings and shell history) and named in SMARTFHIR_STORE instead; the password
+// never reaches stderr (CONV-6: no secret from a flag value).
+func TestStorePasswordNotFromFlag(t *testing.T) {
+	t.Parallel()
+	const storeURL = "redis://:hunter2-pw@127.0.0.1:1"
+	env := map[string]string{"SMARTFHIR_STORE_KEYS": base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))}
+	var stderr bytes.Buffer
+	code := runEnv(t.Context(), []string{"demo", "--addr", "127.0.0.1:0", "--store", storeURL},
+		strings.NewReader(""), io.Discard, &stderr, func(k string) string { return env[k] })
+	if code != exitUsage || !strings.Contains(stderr.String(), "set SMARTFHIR_STORE") || strings.Contains(stderr.String(), "hunter2") {
+		t.Errorf("--store with a password: exit %d: %s", code, stderr.String())
+	}
+
+	env["SMARTFHIR_STORE"] = storeURL // the same URL from the environment is used (and fails to connect)
+	stderr.Reset()
+	code = runEnv(t.Context(), []string{"demo", "--addr", "127.0.0.1:0"},
+		strings.NewReader(""), io.Discard, &stderr, func(k string) string { return env[k] })
+	if code != exitFail || strings.Contains(stderr.String(), "set SMARTFHIR_STORE") || strings.Contains(stderr.String(), "hunter2") {
+		t.Errorf("SMARTFHIR_STORE with a password: exit %d: %s", code, stderr.String())
 	}
 }

@@ -307,3 +307,30 @@ func TestLoginStoredWithoutKey(t *testing.T) {
 		t.Errorf("search with a keyless login: exit %d: %s", code, errOut)
 	}
 }
+
+// TestLoginOtherClientNotUsed: a stored login is used only for the client it was made with. A command
+// that names another client (a backend client with its key) authenticates as that client, instead of
+// sending the backend key under the login's client_id and quietly running with the login's
+// patient-level access (one patient instead of all).
+func TestLoginOtherClientNotUsed(t *testing.T) {
+	t.Parallel()
+	e := newDevEnv(t, sandbox.Options{Patients: 3})
+	loginID := e.login()
+	backendID, keyFile := e.backendClient()
+	code, out, errOut := e.run("search", "Patient", "--all", "--json", "--fhir", e.fhir, "--client-id", backendID, "--key", keyFile)
+	if code != exitOK {
+		t.Fatalf("search: exit %d: %s", code, errOut)
+	}
+	if n := len(strings.Split(strings.TrimSpace(out), "\n")); n != 3 {
+		t.Errorf("search as the backend client found %d patients, want all 3 (the login of %s was used?)\n%s", n, loginID, errOut)
+	}
+	mustContain(t, "stderr", errOut, "belongs to client "+loginID)
+
+	// Without --client-id, or with the login's own, the login is used (LAUNCH resume, CONV-6).
+	for _, extra := range [][]string{nil, {"--client-id", loginID}} {
+		code, out, errOut = e.run(append([]string{"search", "Patient", "--all", "--json", "--fhir", e.fhir}, extra...)...)
+		if n := len(strings.Split(strings.TrimSpace(out), "\n")); code != exitOK || n != 1 {
+			t.Errorf("search %v with the login: exit %d, %d patients, want 1: %s", extra, code, n, errOut)
+		}
+	}
+}

@@ -159,11 +159,16 @@ func resetSharedDefaults(cmd *cobra.Command) {
 	})
 }
 
-// applyEnv fills every flag the user did not set from SMARTFHIR_<NAME> (dashes become underscores).
+// noEnv annotates a flag that only the command line may set: one that lowers a safeguard, such as
+// --show-token, must not be switched on by a variable left in the environment (CONV-6).
+const noEnv = "smartfhir/no-env"
+
+// applyEnv fills every flag the user did not set from SMARTFHIR_<NAME> (dashes become underscores),
+// except the flags annotated noEnv.
 func applyEnv(cmd *cobra.Command, getenv func(string) string) error {
 	var firstErr error
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if f.Changed || firstErr != nil || f.Name == "help" {
+		if _, cliOnly := f.Annotations[noEnv]; f.Changed || firstErr != nil || f.Name == "help" || cliOnly {
 			return
 		}
 		env := "SMARTFHIR_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))

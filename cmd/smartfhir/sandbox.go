@@ -30,6 +30,7 @@ type sandboxFlags struct {
 	clients  string
 	version  string
 	as       string
+	json     bool
 }
 
 func newSandboxCmd(g *globals) *cobra.Command {
@@ -55,7 +56,8 @@ DELETE of a finished job; the SMART launcher's under-advertised discovery. A cli
 --profile NAME and shows the failure without it (docs/profiles.md).`,
 		Example: `  smartfhir sandbox
   smartfhir sandbox --addr 127.0.0.1:0 --patients 100 --version 2.0 --clients clients.json
-  smartfhir sandbox --as epic`,
+  smartfhir sandbox --as epic
+  smartfhir sandbox --addr 127.0.0.1:0 --json | head -1 | jq -r .fhir   # a script learns the free port`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runSandbox(cmd.Context(), g, f) },
 	}
@@ -66,6 +68,7 @@ DELETE of a finished job; the SMART launcher's under-advertised discovery. A cli
 	fl.StringVar(&f.clients, "clients", "", "JSON file of clients to register at start")
 	fl.StringVar(&f.version, "version", "2.2", "SMART version to play: 2.2, 2.0 or v1")
 	fl.StringVar(&f.as, "as", "", "behave like the EHR of a vendor preset: "+strings.Join(smart.ProfileNames(), ", "))
+	fl.BoolVar(&f.json, "json", false, "print the URLs as one JSON object on stdout (and log requests as JSON on stderr)")
 	return cmd
 }
 
@@ -89,29 +92,29 @@ func runSandbox(ctx context.Context, g *globals, f sandboxFlags) error {
 	if err != nil {
 		return err
 	}
+	var logHandler slog.Handler = slog.NewTextHandler(g.stderr, nil)
+	if f.json {
+		logHandler = slog.NewJSONHandler(g.stderr, nil)
+	}
 	sb, err := sandbox.New(sandbox.Options{
 		Patients: f.patients, Seed: f.seed, Clients: clients, Version: f.version, As: f.as,
-		Logger: slog.New(slog.NewTextHandler(g.stderr, nil)),
+		Logger: slog.New(logHandler),
 	})
 	if err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", f.addr)
 	if err != nil {
-		return fmt.Errorf("sandbox: %w", err)
+		return fmt.Errorf("sandbox: %w\n(is another sandbox running? choose another --addr, or port 0 for a free one: --addr 127.0.0.1:0)", err)
 	}
 	origin := "http://" + displayAddr(ln.Addr())
 	srv := &http.Server{Handler: sb, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
-	fmt.Fprintf(g.stderr, "fhir: %s/fhir\ndiscovery: %s/fhir/.well-known/smart-configuration\nlauncher: %s/\nregister: %s/auth/register\n",
-		origin, origin, origin, origin)
-	for _, c := range clients {
-		fmt.Fprintf(g.stderr, "client: %s (%s)\n", c.ID, c.AuthMethod)
-	}
-	if f.as != "" {
-		fmt.Fprintf(g.stderr, "as: %s (test clients with --profile %s)\n", f.as, f.as)
+	if err := printSandboxURLs(g, f, origin, clients); err != nil {
+		_ = srv.Close()
+		return err
 	}
 	select {
 	case err := <-served:
@@ -125,6 +128,44 @@ func runSandbox(ctx context.Context, g *globals, f sandboxFlags) error {
 	}
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("sandbox: %w", err)
+	}
+	return nil
+}
+
+// printSandboxURLs says where the sandbox listens: lines on stderr, or with --json one JSON object
+// on stdout, so that a script that asked for port 0 learns the port without parsing the log.
+func printSandboxURLs(g *globals, f sandboxFlags, origin string, clients []sandbox.Client) error {
+	if f.json {
+		type jsonClient struct {
+			ID         string `json:"client_id"`
+			AuthMethod string `json:"token_endpoint_auth_method"`
+		}
+		out := struct {
+			FHIR      string       `json:"fhir"`
+			Discovery string       `json:"discovery"`
+			Launcher  string       `json:"launcher"`
+			Register  string       `json:"register"`
+			Clients   []jsonClient `json:"clients"`
+			As        string       `json:"as,omitempty"`
+		}{FHIR: origin + "/fhir", Discovery: origin + "/fhir/.well-known/smart-configuration", Launcher: origin + "/",
+			Register: origin + "/auth/register", Clients: []jsonClient{}, As: f.as}
+		for _, c := range clients {
+			out.Clients = append(out.Clients, jsonClient{c.ID, c.AuthMethod})
+		}
+		b, err := json.Marshal(out)
+		if err != nil {
+			return err
+		}
+		_, err = g.stdout.Write(append(b, '\n'))
+		return err
+	}
+	fmt.Fprintf(g.stderr, "fhir: %s/fhir\ndiscovery: %s/fhir/.well-known/smart-configuration\nlauncher: %s/\nregister: %s/auth/register\n",
+		origin, origin, origin, origin)
+	for _, c := range clients {
+		fmt.Fprintf(g.stderr, "client: %s (%s)\n", c.ID, c.AuthMethod)
+	}
+	if f.as != "" {
+		fmt.Fprintf(g.stderr, "as: %s (test clients with --profile %s)\n", f.as, f.as)
 	}
 	return nil
 }

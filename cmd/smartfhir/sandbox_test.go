@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -32,6 +33,19 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// waitStopped waits for a cancelled `smartfhir sandbox` run to exit 0.
+func waitStopped(t *testing.T, done <-chan int, stderr *lockedBuffer) {
+	t.Helper()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Errorf("exit %d: %s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no shutdown after cancel")
+	}
 }
 
 // TestSandboxCommand starts `smartfhir sandbox` on a free port, uses it, and stops it by cancelling the
@@ -99,14 +113,7 @@ func TestSandboxCommand(t *testing.T) {
 		t.Errorf("token from the --clients client: %d %s", resp.StatusCode, body)
 	}
 	cancel()
-	select {
-	case code := <-done:
-		if code != exitOK {
-			t.Errorf("exit %d: %s", code, stderr.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no shutdown after cancel")
-	}
+	waitStopped(t, done, &stderr)
 	if strings.Contains(stderr.String(), secret) || strings.Contains(stderr.String(), string(body)) {
 		t.Error("a secret or token reached stderr")
 	}
@@ -151,5 +158,72 @@ func TestSandboxCommandErrors(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr.String(), tt.code, tt.msg)
 			}
 		})
+	}
+}
+
+// TestSandboxCommandJSON: with --json the sandbox prints its URLs as one JSON object on stdout, the
+// data a script needs after asking for a free port, and logs its requests as JSON lines on stderr
+// (CONV-6: --json everywhere, data on stdout).
+func TestSandboxCommandJSON(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stdout, stderr lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"sandbox", "--addr", "127.0.0.1:0", "--patients", "1", "--json"}, strings.NewReader(""), &stdout, &stderr)
+	}()
+	var urls struct {
+		FHIR, Discovery, Launcher, Register string
+		Clients                             []any
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.HasSuffix(stdout.String(), "\n") {
+		select {
+		case code := <-done:
+			t.Fatalf("exited %d: %s", code, stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no JSON on stdout; stderr: %s", stderr.String())
+		}
+	}
+	if err := json.Unmarshal([]byte(stdout.String()), &urls); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v: %q", err, stdout.String())
+	}
+	if !strings.HasPrefix(urls.FHIR, "http://127.0.0.1:") || urls.Discovery != urls.FHIR+"/.well-known/smart-configuration" ||
+		urls.Register == "" || urls.Launcher == "" || urls.Clients == nil {
+		t.Errorf("urls = %+v", urls)
+	}
+	resp, err := http.Get(urls.Discovery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("discovery: %d", resp.StatusCode)
+	}
+	cancel()
+	waitStopped(t, done, &stderr)
+	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil || rec["msg"] != "request" {
+			t.Errorf("stderr line is not a JSON request log: %q", line)
+		}
+	}
+}
+
+// TestSandboxCommandPortInUse: a port already taken fails with exit 1 and says what to do next.
+func TestSandboxCommandPortInUse(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), []string{"sandbox", "--addr", ln.Addr().String()}, strings.NewReader(""), &stdout, &stderr)
+	if code != exitFail || !strings.Contains(stderr.String(), "--addr 127.0.0.1:0") {
+		t.Errorf("exit %d, stderr %q; want %d and a hint to pick another --addr", code, stderr.String(), exitFail)
 	}
 }

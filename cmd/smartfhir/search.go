@@ -114,6 +114,6 @@ func (g *globals) printEntry(raw json.RawMessage) error {
 	if err := json.Unmarshal(raw, &r); err != nil {
 		return fmt.Errorf("the server sent an entry that is not a resource: %w", err)
 	}
-	_, err := fmt.Fprintf(g.stdout, "%s/%s\n", safe(r.ResourceType), safe(r.ID))
+	_, err := fmt.Fprintf(g.stdout, "%s/%s\n", oneLine(r.ResourceType), oneLine(r.ID))
 	return err
 }

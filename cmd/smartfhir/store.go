@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 
 	"github.com/spf13/cobra"
 
@@ -18,7 +19,7 @@ const storeKeysEnv = "SMARTFHIR_STORE_KEYS"
 
 // storeFlag adds --store to a command whose state several processes may share (SMARTFHIR_STORE).
 func (g *globals) storeFlag(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&g.store, "store", "", "Redis URL (redis://, rediss://, unix://) to share tokens, launches and locks between processes; keys from "+storeKeysEnv)
+	cmd.Flags().StringVar(&g.store, "store", "", "Redis URL (redis://, rediss://, unix://) to share tokens, launches and locks between processes (a URL with a password only from SMARTFHIR_STORE); keys from "+storeKeysEnv)
 }
 
 // openStore connects to the --store Redis, with the AES-256-GCM keys of SMARTFHIR_STORE_KEYS, or
@@ -26,6 +27,13 @@ func (g *globals) storeFlag(cmd *cobra.Command) {
 func (g *globals) openStore(ctx context.Context) (*redisstore.Store, error) {
 	if g.store == "" || g.st != nil {
 		return g.st, nil
+	}
+	// A password in a flag value shows in process listings and shell history (CONV-6: no secret from
+	// a flag value); from SMARTFHIR_STORE it does not.
+	if u, err := url.Parse(g.store); err == nil && u.User != nil && g.store != g.getenv("SMARTFHIR_STORE") {
+		if _, hasPassword := u.User.Password(); hasPassword {
+			return nil, usagef("--store: the URL holds a password: set SMARTFHIR_STORE instead of the flag, so that it stays out of process listings and shell history")
+		}
 	}
 	keys, err := redisstore.ParseKeys(g.getenv(storeKeysEnv))
 	if err != nil {

@@ -42,7 +42,8 @@ the same token while it is fresh, fetched by one of them.`,
 	}
 	g.serverFlags(cmd)
 	g.storeFlag(cmd)
-	cmd.Flags().BoolVar(&showToken, "show-token", false, "print the access token itself (it is a credential: keep it out of logs)")
+	cmd.Flags().BoolVar(&showToken, "show-token", false, "print the access token itself (it is a credential: keep it out of logs; no SMARTFHIR_ variable)")
+	_ = cmd.Flags().SetAnnotation("show-token", noEnv, []string{"true"})
 	return cmd
 }
 

@@ -83,6 +83,14 @@ func TestTokenCommand(t *testing.T) { // CONV-6, BS-02, BS-04
 
 			// Flags from the environment; --show-token prints the token; --json prints one line.
 			env := map[string]string{"SMARTFHIR_FHIR": fhir, "SMARTFHIR_CLIENT_ID": clientID, "SMARTFHIR_KEY": key}
+
+			// Only the flag itself shows the token: a SMARTFHIR_SHOW_TOKEN left in the environment
+			// does not (CONV-6: tokens never printed unless --show-token).
+			code, out, errOut = bkRun(t, map[string]string{"SMARTFHIR_FHIR": fhir, "SMARTFHIR_CLIENT_ID": clientID,
+				"SMARTFHIR_KEY": key, "SMARTFHIR_SHOW_TOKEN": "true"}, "token", "--json")
+			if err := json.Unmarshal([]byte(out), &tok); code != exitOK || err != nil || tok.AccessToken != "REDACTED" {
+				t.Fatalf("SMARTFHIR_SHOW_TOKEN=true: exit %d, %q (%v): %s", code, out, err, errOut)
+			}
 			code, out, errOut = bkRun(t, env, "token", "--show-token", "--json", "--scope", "system/Patient.rs")
 			if code != exitOK {
 				t.Fatalf("exit %d: %s", code, errOut)

@@ -62,16 +62,20 @@ func basicAuth(r *http.Request) (id, secret string, ok bool, err error) {
 	if !found {
 		return "", "", false, errBasicNoColon
 	}
+	// url.QueryUnescape's error quotes the bad escape: from the secret, that is part of the secret.
 	if id, err = url.QueryUnescape(rawID); err != nil {
-		return "", "", false, err
+		return "", "", false, errBasicEscape
 	}
 	if secret, err = url.QueryUnescape(rawSecret); err != nil {
-		return "", "", false, err
+		return "", "", false, errBasicEscape
 	}
 	return id, secret, true, nil
 }
 
-var errBasicNoColon = errors.New("no ':' between client id and secret")
+var (
+	errBasicNoColon = errors.New("no ':' between client id and secret")
+	errBasicEscape  = errors.New("the client id or secret is not form-urlencoded (RFC 6749 §2.3.1)")
+)
 
 // unverifiedIssuer reads iss from an assertion without verifying it: only to key faults and counters.
 func unverifiedIssuer(assertion string) string {

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"math/big"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -171,5 +172,25 @@ func TestX5CCertificateValidity(t *testing.T) {
 	wantOAuthError(t, resp, body, http.StatusUnauthorized, "invalid_client")
 	if !strings.Contains(body["error_description"].(string), "certificate") {
 		t.Errorf("description %v", body)
+	}
+}
+
+// TestBasicCredentialsErrorQuotesNoSecret: a client_secret_basic header whose secret is not
+// form-urlencoded is invalid_client, and the description quotes no part of the secret (CONV-4).
+func TestBasicCredentialsErrorQuotesNoSecret(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{Patients: 1})
+	c := h.register(Client{AuthMethod: "client_secret_basic", GrantTypes: []string{"client_credentials"}, Scope: "system/*.rs"})
+	const secret = "s3cr%ZZet"
+	resp, body := h.post("/auth/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"system/*.rs"}},
+		func(r *http.Request) {
+			r.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(c.ID+":"+secret)))
+		})
+	desc, _ := body["error_description"].(string)
+	if resp.StatusCode != http.StatusUnauthorized || body["error"] != "invalid_client" {
+		t.Fatalf("%d %v", resp.StatusCode, body)
+	}
+	if strings.Contains(desc, "%ZZ") || strings.Contains(desc, "s3cr") {
+		t.Errorf("error_description quotes the secret: %q", desc)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"testing"
+	"time"
 )
 
 // refresh sends a refresh_token grant as the public client c.
@@ -154,4 +155,35 @@ func TestRefreshPolicy(t *testing.T) {
 	}
 	resp, body = h.refresh(c, rt, nil)
 	wantOAuthError(t, resp, body, http.StatusBadRequest, "invalid_grant")
+}
+
+// TestExpiredAccessTokensSwept: the token store forgets access tokens an hour after they expired, so
+// that a long-running sandbox does not grow with every token it ever issued; until then a use is
+// still answered "expired" (SBX-09).
+func TestExpiredAccessTokensSwept(t *testing.T) {
+	t.Parallel()
+	s, err := New(Options{Patients: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := s.Now()
+	old := s.IssueAccessToken(Grant{ClientID: "a", IssuedAt: now, Expiry: now.Add(5 * time.Minute)})
+
+	s.SetClockOffset(30 * time.Minute) // expired, within the grace period
+	s.IssueAccessToken(Grant{ClientID: "a", IssuedAt: s.Now(), Expiry: s.Now().Add(5 * time.Minute)})
+	if _, expired, ok := s.LookupAccessToken(old); ok || !expired {
+		t.Errorf("token expired 25 min ago: ok=%v expired=%v, want reported expired", ok, expired)
+	}
+
+	s.SetClockOffset(3 * time.Hour)
+	live := s.IssueAccessToken(Grant{ClientID: "a", IssuedAt: s.Now(), Expiry: s.Now().Add(5 * time.Minute)})
+	s.tokens.mu.Lock()
+	n := len(s.tokens.m)
+	s.tokens.mu.Unlock()
+	if n != 1 {
+		t.Errorf("token store holds %d tokens after the sweep, want 1 (the live one)", n)
+	}
+	if _, _, ok := s.LookupAccessToken(live); !ok {
+		t.Error("the live token was swept")
+	}
 }

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"bufio"
 	"compress/gzip"
+	"crypto/subtle"
 	"errors"
 	"io"
 	"net/http"
@@ -37,12 +38,12 @@ type fileRequest struct {
 
 // file serves GET /bulk/files/{job}/{name} (BULK-23…27, SBX-19).
 func (f *fhirState) file(w http.ResponseWriter, r *http.Request) {
-	job, o, noToken := f.lookupFile(r)
+	job, o, capability := f.lookupFile(r)
 	if o == nil {
 		writeOutcome(w, http.StatusNotFound, issue{"error", "not-found", "unknown, deleted or expired output file"})
 		return
 	}
-	clientID, ok := f.fileAuth(w, r, job, noToken)
+	clientID, ok := f.fileAuth(w, r, job, capability)
 	if !ok {
 		return
 	}
@@ -63,20 +64,21 @@ func (f *fhirState) file(w http.ResponseWriter, r *http.Request) {
 }
 
 // lookupFile finds the job and file named by the request's path (nil file when either is unknown
-// or the job has no manifest yet) and whether the job's files are capability URLs.
-func (f *fhirState) lookupFile(r *http.Request) (*exportJob, *outputFile, bool) {
+// or the job has no manifest yet) and, when the job's files are capability URLs, their secret ("" when
+// they need a token).
+func (f *fhirState) lookupFile(r *http.Request) (*exportJob, *outputFile, string) {
 	job := f.bulk.get(r.PathValue("job"))
 	if job == nil {
-		return nil, nil, false
+		return nil, nil, ""
 	}
 	job.mu.Lock()
 	out := job.out
 	job.mu.Unlock()
 	if out == nil {
-		return nil, nil, false
+		return nil, nil, ""
 	}
 	o, _ := out.file(r.PathValue("name"))
-	return job, o, out.noToken
+	return job, o, out.capability
 }
 
 // newFileRequest takes the armed file faults that shape the response.
@@ -97,10 +99,14 @@ func newFileRequest(job *exportJob, o *outputFile, take func(string) bool) *file
 }
 
 // fileAuth checks the token on a file request (requiresAccessToken true) or, for capability
-// URLs, that none was sent: a client that leaks its token there fails (BULK-23). It returns the
-// client id that faults match.
-func (f *fhirState) fileAuth(w http.ResponseWriter, r *http.Request, job *exportJob, noToken bool) (string, bool) {
-	if noToken {
+// URLs, their secret and that no token was sent: a client that leaks its token there fails
+// (BULK-23). It returns the client id that faults match.
+func (f *fhirState) fileAuth(w http.ResponseWriter, r *http.Request, job *exportJob, capability string) (string, bool) {
+	if capability != "" {
+		if subtle.ConstantTimeCompare([]byte(r.URL.Query().Get("token")), []byte(capability)) != 1 {
+			writeOutcome(w, http.StatusNotFound, issue{"error", "not-found", "unknown, deleted or expired output file"})
+			return "", false
+		}
 		if r.Header.Get("Authorization") != "" {
 			f.s.incr("bulk_token_leaks")
 			writeOutcome(w, http.StatusBadRequest, issue{"error", "security",

@@ -55,7 +55,11 @@ func (f *fhirState) writeManifest(w http.ResponseWriter, r *http.Request, job *e
 	out := job.out
 	origin := f.s.Origin(r)
 	fileURL := func(o outputFile) manifestItem {
-		return manifestItem{Type: o.manifestType(), URL: origin + "/bulk/files/" + job.id + "/" + o.name, Count: o.count}
+		u := origin + "/bulk/files/" + job.id + "/" + o.name
+		if out.noToken {
+			u += "?token=" + out.capability
+		}
+		return manifestItem{Type: o.manifestType(), URL: u, Count: o.count}
 	}
 	files, page, pages := out.files, 1, 1
 	if out.paged {

@@ -45,6 +45,10 @@ type jobOutput struct {
 	deleted []outputFile // deleted
 	noToken bool         // capability URLs (requiresAccessToken false)
 	paged   bool         // manifest split into pages linked by next (BULK-21)
+	// capability is the secret that capability URLs carry (?token=…, redacted from the request
+	// log): the job id alone, which the status URL shows to anyone who sees it, must not open the
+	// files without a token.
+	capability string
 }
 
 func (o *jobOutput) file(name string) (*outputFile, bool) {

@@ -74,6 +74,9 @@ func (f *fhirState) status(w http.ResponseWriter, r *http.Request) {
 	if job.out == nil {
 		job.out = f.computeOutput(job)
 		job.out.noToken = job.cfg.CapabilityURLs || take("manifest_no_token_required")
+		if job.out.noToken {
+			job.out.capability = randomToken()
+		}
 		job.out.paged = job.req.partial || take("manifest_partial_pages")
 		if take("some_file_generation_failed") {
 			job.out.errors = []outputFile{{name: "errors.ndjson", kind: fileErrors, count: len(generationErrors)}}

@@ -3,11 +3,13 @@ package sandbox_test
 import (
 	"bytes"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -477,5 +479,56 @@ func TestExportStatusAuth(t *testing.T) {
 	wantOutcome(t, resp, b, http.StatusNotFound, "not-found")
 	if resp, _ := e.get(status, tok); resp.StatusCode != 202 {
 		t.Errorf("job gone after another client's DELETE: %d", resp.StatusCode)
+	}
+}
+
+// syncBuffer is a log sink the server goroutines and the test share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestCapabilityURLSecret: capability file URLs (requiresAccessToken false) carry a secret of their
+// own. The job id, which the status URL shows to anyone who sees it (logs, a CLI's stderr), does not
+// open the files without a token, and the secret stays out of the request log (BULK-23, SBX-10).
+func TestCapabilityURLSecret(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	e := newFHIREnv(t, sandbox.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	e.s.SetFHIRSettings(sandbox.FHIRSettings{ExportDuration: -1, CapabilityURLs: true})
+	m := e.export("/$export?_type=Patient", e.systemToken())
+	if m.RequiresAccessToken || len(m.Output) == 0 {
+		t.Fatalf("manifest %+v", m)
+	}
+	u, err := url.Parse(m.Output[0].URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := u.Query().Get("token")
+	if len(secret) < 32 {
+		t.Fatalf("capability URL %q carries no secret", m.Output[0].URL)
+	}
+	e.download(m.Output[0].URL, "")
+
+	bare := *u
+	bare.RawQuery = ""
+	for _, guess := range []string{bare.String(), bare.String() + "?token=" + strings.Repeat("A", len(secret))} {
+		resp, b := e.get(guess, "")
+		wantOutcome(t, resp, b, http.StatusNotFound, "not-found")
+	}
+	if strings.Contains(logs.String(), secret) {
+		t.Errorf("the request log holds the capability secret:\n%s", logs.String())
 	}
 }

@@ -21,9 +21,10 @@ type FHIRSettings struct {
 	ManifestPageSize int
 	// FileLifetime is how long output files stay available after the manifest (Expires); default 1 h.
 	FileLifetime time.Duration
-	// CapabilityURLs serves every job's files without a token: requiresAccessToken is false and a
-	// file request that carries Authorization fails (BULK-23). The fault manifest_no_token_required
-	// does the same for one job.
+	// CapabilityURLs serves every job's files without a token: requiresAccessToken is false, the file
+	// URLs carry a secret of their own (?token=…, like a pre-signed URL) and a file request that
+	// carries Authorization fails (BULK-23). The fault manifest_no_token_required does the same for
+	// one job.
 	CapabilityURLs bool
 	// ForeignOrigin is where the *_foreign faults point (default: the request's port on 127.0.0.2,
 	// a loopback origin that is not the sandbox's).

@@ -19,17 +19,33 @@ type Grant struct {
 	Backend   bool // issued by client_credentials
 }
 
+// expiredTokenGrace is how long an expired access token is remembered, so that using it is answered
+// "expired" rather than "not valid"; after that it is swept, so that a long-running sandbox does not
+// keep every token it ever issued.
+const expiredTokenGrace = time.Hour
+
 type tokenStore struct {
-	mu sync.Mutex
-	m  map[string]*Grant
+	mu        sync.Mutex
+	m         map[string]*Grant
+	nextSweep time.Time
 }
 
-// IssueAccessToken stores g under a new random opaque token and returns the token.
+// IssueAccessToken stores g under a new random opaque token and returns the token. Tokens expired
+// for more than an hour are dropped, at most once a minute.
 func (s *Server) IssueAccessToken(g Grant) string {
 	tok := randomToken()
+	now := s.Now()
 	s.tokens.mu.Lock()
+	defer s.tokens.mu.Unlock()
+	if !now.Before(s.tokens.nextSweep) {
+		for k, old := range s.tokens.m {
+			if now.Sub(old.Expiry) > expiredTokenGrace {
+				delete(s.tokens.m, k)
+			}
+		}
+		s.tokens.nextSweep = now.Add(time.Minute)
+	}
 	s.tokens.m[tok] = &g
-	s.tokens.mu.Unlock()
 	return tok
 }
 
