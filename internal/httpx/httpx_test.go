@@ -258,3 +258,23 @@ func TestRefuseForbiddenAddr(t *testing.T) {
 		t.Fatalf("RoundTrip to the metadata address: %v, want ErrInsecureURL", err)
 	}
 }
+
+// SEC-08: redaction does not depend on the query being well formed.
+func TestRedact(t *testing.T) {
+	t.Parallel()
+	tests := map[string]string{
+		"https://h/cb?code=abc&state=xyz&x=1":    "https://h/cb?code=REDACTED&state=REDACTED&x=1",
+		"https://h/cb?access_token=abc%zz&x=1":   "https://h/cb?access_token=REDACTED&x=1",
+		"https://h/cb?x=1;refresh_token=r1#frag": "https://h/cb?x=1;refresh_token=REDACTED#frag",
+		"https://h/cb?Code=abc":                  "https://h/cb?Code=REDACTED",
+		"https://h/cb?client%5Fsecret=s":         "https://h/cb?client%5Fsecret=REDACTED",
+		"https://h/path/no/query":                "https://h/path/no/query",
+		"https://h/cb?x=1&y=2":                   "https://h/cb?x=1&y=2",
+		"not a url ?token=t0k":                   "not a url ?token=REDACTED",
+	}
+	for in, want := range tests {
+		if got := Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

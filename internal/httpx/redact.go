@@ -21,26 +21,44 @@ var sensitive = map[string]bool{
 // IsSensitive reports whether a parameter, header or attribute name carries a secret.
 func IsSensitive(name string) bool { return sensitive[strings.ToLower(name)] }
 
-// Redact returns s with the values of sensitive query parameters replaced by "REDACTED". Non-URL
-// strings are returned unchanged.
+// Redact returns s with the values of sensitive query parameters replaced by "REDACTED". It works on
+// the raw query, pair by pair (split on & and ;), so a value with a bad %-escape is redacted too.
+// Strings without a query are returned unchanged.
 func Redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.RawQuery == "" {
+	q := strings.IndexByte(s, '?')
+	if q < 0 {
 		return s
 	}
-	q := u.Query()
+	query, frag, hasFrag := strings.Cut(s[q+1:], "#")
 	changed := false
-	for k := range q {
-		if IsSensitive(k) {
-			q[k] = []string{"REDACTED"}
+	var b strings.Builder
+	b.WriteString(s[:q+1])
+	for i := 0; len(query) > 0 || i == 0; i++ {
+		n := strings.IndexAny(query, "&;")
+		pair, sep := query, ""
+		if n >= 0 {
+			pair, sep, query = query[:n], query[n:n+1], query[n+1:]
+		} else {
+			query = ""
+		}
+		key, _, hasValue := strings.Cut(pair, "=")
+		if k, err := url.QueryUnescape(key); err == nil {
+			key = k
+		}
+		if hasValue && IsSensitive(key) {
+			pair = pair[:strings.IndexByte(pair, '=')+1] + "REDACTED"
 			changed = true
 		}
+		b.WriteString(pair)
+		b.WriteString(sep)
 	}
 	if !changed {
 		return s
 	}
-	u.RawQuery = q.Encode()
-	return u.String()
+	if hasFrag {
+		b.WriteString("#" + frag)
+	}
+	return b.String()
 }
 
 // SanitizeText escapes control characters (including ANSI escapes) in server-supplied text such as
