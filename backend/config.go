@@ -222,7 +222,9 @@ func (c *Config) Client(ctx context.Context) *http.Client {
 		set, _ := httpx.NewOrigins(origins...)
 		base = &headerTransport{base: base, header: h, trusted: set}
 	}
-	t, err := smart.NewTransport(c.TokenSource(ctx), base, origins...)
+	t, err := smart.NewTransportWithOptions(c.TokenSource(ctx), smart.TransportOptions{
+		Base: base, TrustedOrigins: origins, InsecureAllowHTTP: c.InsecureAllowHTTP,
+	})
 	if err != nil {
 		hc.Transport = errTransport{err}
 		return hc

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"golang.org/x/oauth2"
@@ -39,35 +40,79 @@ type ContextTokenSource interface {
 //     so that no later request reuses it, and, if the body can be replayed, fetches a new one and
 //     retries once; a second 401, or the 401 to a request with a one-shot body, is returned as is,
 //     with the server's WWW-Authenticate header for the caller to report (CONV-3).
+//
+// Plain http is allowed only to loopback hosts unless the Transport was built with
+// TransportOptions.InsecureAllowHTTP (CONV-1): a non-loopback http trusted origin is refused by the
+// constructor, and a request to a non-loopback http URL, trusted or not (a redirect included), fails
+// with an error wrapping httpx.ErrInsecureURL before anything is sent.
 type Transport struct {
-	src     oauth2.TokenSource
-	base    http.RoundTripper
-	trusted httpx.Origins
+	src       oauth2.TokenSource
+	base      http.RoundTripper
+	trusted   httpx.Origins
+	allowHTTP bool
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
 
+// TransportOptions configures NewTransportWithOptions; its zero value (plus trusted origins) is what
+// NewTransport builds.
+type TransportOptions struct {
+	// Base carries the requests; nil means a transport with the CONV-2 timeouts.
+	Base http.RoundTripper
+	// TrustedOrigins are the origins the token is sent to ("https://ehr.example", or any URL, whose
+	// path is ignored). At least one is required.
+	TrustedOrigins []string
+	// InsecureAllowHTTP allows plain http to hosts other than loopback, as trusted origins and as
+	// request URLs. The bearer token then crosses the network in clear text: for test rigs only,
+	// never in production (CONV-1).
+	InsecureAllowHTTP bool
+}
+
 // NewTransport returns a Transport sending tokens from src to trustedOrigins ("https://ehr.example",
-// or any URL, whose path is ignored) over base (nil: a transport with the CONV-2 timeouts).
+// or any URL, whose path is ignored) over base (nil: a transport with the CONV-2 timeouts). A plain
+// http origin must be loopback; use NewTransportWithOptions and InsecureAllowHTTP for any other.
 func NewTransport(src oauth2.TokenSource, base http.RoundTripper, trustedOrigins ...string) (*Transport, error) {
+	return NewTransportWithOptions(src, TransportOptions{Base: base, TrustedOrigins: trustedOrigins})
+}
+
+// NewTransportWithOptions returns a Transport sending tokens from src as configured by o.
+func NewTransportWithOptions(src oauth2.TokenSource, o TransportOptions) (*Transport, error) {
 	if src == nil {
 		return nil, errors.New("smart: transport: nil token source")
 	}
-	trusted, err := httpx.NewOrigins(trustedOrigins...)
+	trusted, err := httpx.NewOrigins(o.TrustedOrigins...)
 	if err != nil {
 		return nil, fmt.Errorf("smart: transport: %w", err)
 	}
 	if len(trusted.List()) == 0 {
 		return nil, errors.New("smart: transport: no trusted origin to send the token to")
 	}
+	for _, s := range o.TrustedOrigins {
+		if u, _ := url.Parse(s); u != nil { // NewOrigins parsed every non-empty entry
+			if err := checkHTTP(u, o.InsecureAllowHTTP); err != nil {
+				return nil, fmt.Errorf("smart: transport: trusted origin: %w", err)
+			}
+		}
+	}
+	base := o.Base
 	if base == nil {
 		base = httpx.NewTransport()
 	}
-	return &Transport{src: src, base: base, trusted: trusted}, nil
+	return &Transport{src: src, base: base, trusted: trusted, allowHTTP: o.InsecureAllowHTTP}, nil
+}
+
+// checkHTTP refuses plain http to a host other than loopback unless allowHTTP (CONV-1).
+func checkHTTP(u *url.URL, allowHTTP bool) error {
+	if allowHTTP || !strings.EqualFold(u.Scheme, "http") || httpx.IsLoopbackHost(u.Hostname()) {
+		return nil
+	}
+	return fmt.Errorf("%w: plain http to %s (only loopback may use http without InsecureAllowHTTP)",
+		httpx.ErrInsecureURL, httpx.Origin(u))
 }
 
 // NewClient returns an *http.Client whose Transport is NewTransport(src, nil, trustedOrigins...).
 // It follows redirects like http.DefaultClient; the token only travels on hops to trusted origins.
+// Plain http is for loopback only; build the client from NewTransportWithOptions to opt out.
 func NewClient(src oauth2.TokenSource, trustedOrigins ...string) (*http.Client, error) {
 	t, err := NewTransport(src, nil, trustedOrigins...)
 	if err != nil {
@@ -78,6 +123,14 @@ func NewClient(src oauth2.TokenSource, trustedOrigins ...string) (*http.Client, 
 
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL == nil {
+		closeBody(req)
+		return nil, errors.New("smart: transport: request without a URL")
+	}
+	if err := checkHTTP(req.URL, t.allowHTTP); err != nil {
+		closeBody(req)
+		return nil, fmt.Errorf("smart: transport: %w", err)
+	}
 	if !t.trusted.Allows(req.URL) {
 		return t.base.RoundTrip(req)
 	}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/smartfhir/smartfhir/internal/httpx"
 )
 
 // seqSource hands out "tok-1", "tok-2", … and records invalidations; it implements Invalidator.
@@ -383,5 +385,126 @@ func TestTransportWithCachingSource(t *testing.T) { // CachingTokenSource + Tran
 	resp.Body.Close()
 	if fetches.Load() != 2 {
 		t.Fatalf("fetches = %d after a third request, want 2", fetches.Load())
+	}
+}
+
+// TestTransportPlainHTTPNeedsOptIn: plain http is for loopback only unless InsecureAllowHTTP (CONV-1):
+// a non-loopback http trusted origin is refused at construction, and a request to a non-loopback
+// http URL is refused before it is sent, without fetching or attaching the token.
+func TestTransportPlainHTTPNeedsOptIn(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		origins []string
+		allow   bool
+		wantErr bool
+	}{
+		{"http non-loopback refused", []string{"http://ehr.example/fhir"}, false, true},
+		{"http non-loopback among https refused", []string{"https://ehr.example", "http://auth.example"}, false, true},
+		{"HTTP upper-case scheme refused", []string{"HTTP://ehr.example"}, false, true},
+		{"http non-loopback with opt-in", []string{"http://ehr.example/fhir"}, true, false},
+		{"http loopback", []string{"http://127.0.0.1:8080", "http://localhost", "http://[::1]:9"}, false, false},
+		{"https", []string{"https://ehr.example"}, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			src := oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "secret-token", TokenType: "Bearer"})
+			_, err := NewTransportWithOptions(src, TransportOptions{TrustedOrigins: tt.origins, InsecureAllowHTTP: tt.allow})
+			if tt.wantErr != (err != nil) {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if err != nil && (!errors.Is(err, httpx.ErrInsecureURL) || !strings.HasPrefix(err.Error(), "smart: ")) {
+				t.Errorf("err = %v, want smart: … wrapping httpx.ErrInsecureURL", err)
+			}
+			if !tt.allow && !tt.wantErr {
+				// NewTransport and NewClient apply the same policy as the zero options.
+				if _, err := NewTransport(src, nil, tt.origins...); err != nil {
+					t.Errorf("NewTransport: %v", err)
+				}
+			}
+		})
+	}
+	for _, origin := range []string{"http://ehr.example", "http://10.0.0.1:8080"} {
+		if _, err := NewTransport(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "x"}), nil, origin); !errors.Is(err, httpx.ErrInsecureURL) {
+			t.Errorf("NewTransport(%s): %v", origin, err)
+		}
+		if _, err := NewClient(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "x"}), origin); !errors.Is(err, httpx.ErrInsecureURL) {
+			t.Errorf("NewClient(%s): %v", origin, err)
+		}
+	}
+}
+
+// roundTripFunc records what reaches the base transport.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestTransportRefusesPlainHTTPRequest: a request (or a redirect hop) to a non-loopback http URL
+// never reaches the network without InsecureAllowHTTP, trusted origin or not (CONV-1); with the
+// opt-in it goes out, with the token only to the trusted origin.
+func TestTransportRefusesPlainHTTPRequest(t *testing.T) {
+	t.Parallel()
+	var sent atomic.Int64
+	var lastAuth atomic.Value
+	base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		sent.Add(1)
+		lastAuth.Store(r.Header.Get("Authorization"))
+		return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Request: r}, nil
+	})
+	src := &seqSource{}
+	strict, err := NewTransport(src, base, "https://ehr.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"http://ehr.example/fhir/Patient", "http://other.example/x", "http://ehr.example:443/fhir"} {
+		body := &closeRecorder{Reader: strings.NewReader("{}")}
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, u, body)
+		resp, err := strict.RoundTrip(req)
+		if resp != nil {
+			resp.Body.Close()
+		}
+		if !errors.Is(err, httpx.ErrInsecureURL) || !strings.HasPrefix(err.Error(), "smart: ") {
+			t.Errorf("%s: err = %v, want smart: … wrapping httpx.ErrInsecureURL", u, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "tok-") {
+			t.Errorf("%s: error leaks the token: %v", u, err)
+		}
+		if !body.closed.Load() {
+			t.Errorf("%s: request body not closed", u)
+		}
+	}
+	if n := sent.Load(); n != 0 {
+		t.Errorf("%d refused requests reached the base transport", n)
+	}
+	if src.fetches != 0 {
+		t.Errorf("a token was fetched %d times for refused requests", src.fetches)
+	}
+
+	// Loopback http needs no opt-in.
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://127.0.0.1:1/x", nil)
+	if resp, err := strict.RoundTrip(req); err != nil {
+		t.Errorf("loopback http: %v", err)
+	} else {
+		resp.Body.Close()
+	}
+
+	insecure, err := NewTransportWithOptions(src, TransportOptions{Base: base, TrustedOrigins: []string{"http://ehr.example"}, InsecureAllowHTTP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ url, auth string }{
+		{"http://ehr.example/fhir/Patient", "Bearer tok-1"},
+		{"http://other.example/x", ""},
+	} {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, tc.url, nil)
+		resp, err := insecure.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("%s with InsecureAllowHTTP: %v", tc.url, err)
+		}
+		resp.Body.Close()
+		if got := lastAuth.Load(); got != tc.auth {
+			t.Errorf("%s: Authorization = %q, want %q", tc.url, got, tc.auth)
+		}
 	}
 }
