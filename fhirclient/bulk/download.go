@@ -183,34 +183,83 @@ func (r *run) target(f *fileState) (target, error) {
 func (r *run) refreshURL(ctx context.Context, f *fileState) (target, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	m, file, err := r.refreshLocked(ctx, f)
+	if err != nil {
+		return target{}, err
+	}
+	if err := r.saveLocked(); err != nil {
+		return target{}, err
+	}
+	t, err := r.c.fileTarget(m, file)
+	t.name = f.Name
+	return t, err
+}
+
+// refreshExpired re-fetches, before any download, the manifest pages of the pending files when
+// the manifest's Expires has passed (BULK-20): the server may return refreshed URLs, and waiting
+// for each download's 404 or 410 would only waste requests. The re-fetched pages' Expires becomes
+// the new one. A failed re-fetch wraps ErrManifestExpired: the export must be run again.
+func (r *run) refreshExpired(ctx context.Context, pending []*fileState) error {
+	r.mu.Lock()
+	exp := r.st.Expires
+	r.mu.Unlock()
+	if exp.IsZero() || len(pending) == 0 || r.c.now().Before(exp) {
+		return nil
+	}
+	at := exp.UTC().Format(time.RFC3339)
+	r.emit(Event{Kind: EventWarning, Message: "the manifest's file links expired at " + at + "; re-fetching the manifest"})
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, f := range pending {
+		if _, _, err := r.refreshLocked(ctx, f); err != nil {
+			return fmt.Errorf("%w (at %s) and the manifest could not be fetched again; run the export again: %w", ErrManifestExpired, at, err)
+		}
+	}
+	pages := make([]*Manifest, 0, len(r.refetch))
+	for _, m := range r.refetch {
+		pages = append(pages, m)
+	}
+	r.st.Expires = earliestExpiry(pages)
+	return r.saveLocked()
+}
+
+// earliestExpiry returns the earliest non-zero Expires of pages, or zero.
+func earliestExpiry(pages []*Manifest) time.Time {
+	var t time.Time
+	for _, m := range pages {
+		if !m.Expires.IsZero() && (t.IsZero() || m.Expires.Before(t)) {
+			t = m.Expires
+		}
+	}
+	return t
+}
+
+// refreshLocked re-fetches f's manifest page unless this run did already, and sets f.URL from
+// it; it returns the page and f's entry. r.mu must be held; the state file is not written.
+func (r *run) refreshLocked(ctx context.Context, f *fileState) (*Manifest, File, error) {
 	m := r.refetch[f.Page]
 	if m == nil {
 		if f.Page >= len(r.st.Pages) {
-			return target{}, fmt.Errorf("%w: no manifest page to re-fetch", ErrFileExpired)
+			return nil, File{}, fmt.Errorf("%w: no manifest page to re-fetch", ErrFileExpired)
 		}
 		u, err := r.c.resolveTokenURL(r.job.status, r.st.Pages[f.Page], "manifest")
 		if err != nil {
-			return target{}, err
+			return nil, File{}, err
 		}
 		if m, err = r.c.fetchManifest(ctx, u); err != nil {
-			return target{}, fmt.Errorf("%w: re-fetching the manifest: %w", ErrFileExpired, err)
+			return nil, File{}, fmt.Errorf("%w: re-fetching the manifest: %w", ErrFileExpired, err)
 		}
 		if m.RequiresAccessToken != r.st.RequiresAccessToken {
-			return target{}, fmt.Errorf("%w: requiresAccessToken changed on re-fetch", ErrBadManifest)
+			return nil, File{}, fmt.Errorf("%w: requiresAccessToken changed on re-fetch", ErrBadManifest)
 		}
 		r.refetch[f.Page] = m
 	}
 	files := map[string][]File{KindOutput: m.Output, KindError: m.Error, KindDeleted: m.Deleted}[f.Kind]
 	if f.Index >= len(files) || files[f.Index].Type != f.Type {
-		return target{}, fmt.Errorf("%w: the re-fetched manifest no longer lists this file", ErrFileExpired)
+		return nil, File{}, fmt.Errorf("%w: the re-fetched manifest no longer lists this file", ErrFileExpired)
 	}
 	f.URL = files[f.Index].URL
-	if err := r.saveLocked(); err != nil {
-		return target{}, err
-	}
-	t, err := r.c.fileTarget(m, files[f.Index])
-	t.name = f.Name
-	return t, err
+	return m, files[f.Index], nil
 }
 
 var _ io.Writer = (*fileSink)(nil)

@@ -32,6 +32,10 @@ var (
 	ErrBadManifest = errors.New("bulk: invalid manifest")
 	// ErrFileExpired reports an output file that answers 404 or 410 (its link has expired).
 	ErrFileExpired = errors.New("bulk: output file expired or not found")
+	// ErrManifestExpired reports a manifest whose Expires has passed and that could not be fetched
+	// again (BULK-20): its file links are no longer usable, and the export must be run again. The
+	// error also wraps the cause of the failed re-fetch.
+	ErrManifestExpired = errors.New("bulk: the manifest's file links have expired")
 	// ErrDecompressionBomb reports a gzip body that expands beyond Client.MaxCompressionRatio.
 	ErrDecompressionBomb = errors.New("bulk: gzip body expands too much (decompression bomb?)")
 	// ErrLineTooLong reports an NDJSON line longer than the line limit (64 MiB by default).

@@ -262,7 +262,8 @@ func (r *run) finish(res *Result, err error) (*Result, error) {
 	if lerr := r.log.Close(); err == nil && lerr != nil {
 		err = lerr
 	}
-	if err != nil && r.st.Job != nil && !errors.Is(err, ErrJobFailed) && !errors.Is(err, ErrJobGone) {
+	if err != nil && r.st.Job != nil && !errors.Is(err, ErrJobFailed) && !errors.Is(err, ErrJobGone) &&
+		!errors.Is(err, ErrManifestExpired) {
 		err = fmt.Errorf("%w (the job and the files so far are kept: resume with Exporter.Resume / smartfhir export --resume %s)", err, r.e.Dir)
 	}
 	return res, err
@@ -374,6 +375,7 @@ func (r *run) awaitManifest(ctx context.Context) error {
 	r.st.RequiresAccessToken = first.RequiresAccessToken
 	r.st.OutputOrganizedBy = first.OutputOrganizedBy
 	r.st.TransactionTime = first.TransactionTime
+	r.st.Expires = earliestExpiry(pages)
 	r.st.Files, r.st.Planned = files, true
 	err = r.saveLocked()
 	r.mu.Unlock()
@@ -455,6 +457,9 @@ func (r *run) downloadAll(ctx context.Context) error {
 			// A crash after the state update may have left the unfiltered download behind.
 			_ = os.Remove(filepath.Join(r.e.Dir, filepath.FromSlash(f.Name)) + partSuffix)
 		}
+	}
+	if err := r.refreshExpired(ctx, pending); err != nil {
+		return err
 	}
 	// Check every token rule before the first byte moves (BULK-23, CONV-1).
 	m := &Manifest{RequiresAccessToken: r.st.RequiresAccessToken}

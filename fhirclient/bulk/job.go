@@ -161,8 +161,9 @@ func truncate(s string, n int) string {
 
 func (c *Client) maxManifestBody() int64 { return intOr(c.MaxManifestBody, DefaultMaxManifestBody) }
 
-// readManifest reads and validates a 200 manifest response.
+// readManifest reads and validates a 200 manifest response, and records its Expires (BULK-20).
 func (c *Client) readManifest(resp *http.Response, from string) (*Manifest, error) {
+	expires, _ := http.ParseTime(resp.Header.Get("Expires")) // zero when absent or not a date
 	b, err := readBody(resp, c.maxManifestBody())
 	if err != nil {
 		return nil, fmt.Errorf("bulk: manifest: %w", err)
@@ -171,7 +172,7 @@ func (c *Client) readManifest(resp *http.Response, from string) (*Manifest, erro
 	if err != nil {
 		return nil, err
 	}
-	m.URL = from
+	m.URL, m.Expires = from, expires
 	return m, nil
 }
 

@@ -38,6 +38,11 @@ type Manifest struct {
 
 	// URL is where this page was fetched from (the status URL or a next link); not serialised.
 	URL string `json:"-"`
+	// Expires is the Expires header of the response that carried this page (BULK-20): once it
+	// has passed, the file links may no longer work, and the page should be fetched again (the
+	// server may return refreshed URLs) before downloading. Zero when the server sent none, or a
+	// value that is not an HTTP date (such as "0"). Not serialised.
+	Expires time.Time `json:"-"`
 }
 
 // File is one entry of a manifest's output, error or deleted array.

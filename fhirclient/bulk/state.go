@@ -43,6 +43,7 @@ type exportState struct {
 	RequiresAccessToken bool         `json:"requiresAccessToken,omitempty"`
 	OutputOrganizedBy   string       `json:"outputOrganizedBy,omitempty"`
 	TransactionTime     string       `json:"transactionTime,omitempty"`
+	Expires             time.Time    `json:"expires,omitzero"` // earliest Expires of the manifest pages: re-fetch them after it (BULK-20)
 	Files               []*fileState `json:"files,omitempty"`
 	Planned             bool         `json:"planned,omitempty"` // Files is the whole manifest
 	Complete            bool         `json:"complete,omitempty"`
