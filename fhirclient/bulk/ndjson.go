@@ -148,3 +148,65 @@ func checkResource(line []byte, want string) error {
 	}
 	return nil
 }
+
+// typeKey is how a line plainly starts when its first member is its resourceType.
+const typeKey = `{"resourceType":"`
+
+// leadsWithType reports whether line certainly has the one top-level resourceType want, which
+// checkResource then need not decode: it starts {"resourceType":"want" and nothing after that could
+// name another member resourceType. Decoders match member names case-insensitively (ſ folds to s),
+// and an escape can spell any name, so a line with an escape, a ſ or any case of "resourcetype"
+// after its first member is left to checkResource. It does not validate the line: the typed decode
+// which follows does.
+func leadsWithType(line []byte, want string) bool {
+	if want == "" || !plainName(want) || len(line) < len(typeKey)+len(want)+2 ||
+		string(line[:len(typeKey)]) != typeKey || string(line[len(typeKey):len(typeKey)+len(want)]) != want {
+		return false
+	}
+	rest := line[len(typeKey)+len(want):]
+	if rest[0] != '"' || (rest[1] != ',' && rest[1] != '}') {
+		return false
+	}
+	rest = rest[2:]
+	return bytes.IndexByte(rest, '\\') < 0 && !bytes.Contains(rest, []byte("\u017f")) && !containsFoldName(rest)
+}
+
+// plainName reports whether s is ASCII letters and digits only, as resource types are, so that its
+// JSON string is itself between quotes.
+func plainName(s string) bool {
+	for i := range len(s) {
+		if c := s[i] | 0x20; (c < 'a' || c > 'z') && (s[i] < '0' || s[i] > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// containsFoldName reports whether b has "resourcetype" in any case (ASCII), found from its one y.
+func containsFoldName(b []byte) bool {
+	const name, y = "resourcetype", 9 // name[y] == 'y'
+	for _, c := range []byte{'y', 'Y'} {
+		for i := 0; ; i++ {
+			j := bytes.IndexByte(b[i:], c)
+			if j < 0 {
+				break
+			}
+			i += j
+			if i >= y && i+len(name)-y <= len(b) && bytes.EqualFold(b[i-y:i+len(name)-y], []byte(name)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// decodeLine decodes line, which the caller gives away (it is never written again), into v with
+// goccy/go-json, whose results are encoding/json's. The decoded strings refer to line instead of
+// being copied one by one (DecodeNoCopyString): one allocation per resource instead of one per
+// string. A resource kept so keeps its line's memory, which is about twice that of its strings.
+func decodeLine(line []byte, v any) error {
+	if err := gojson.UnmarshalWithOption(line, v, gojson.DecodeNoCopyString()); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidLine, err)
+	}
+	return nil
+}
