@@ -12,7 +12,8 @@ import (
 // handed over by another component) as a new launch of r's browser, without the authorization
 // dance (quirks §3 #14). iss must be allowed; the server is discovered for refreshes and id_token
 // keys. An id_token in tok is verified like a launch's (without nonce) and rejected if invalid; the
-// launch context rules of TOK-05 and TOK-07 apply. The session cookie is issued on w when needed.
+// launch context rules of TOK-05 and TOK-07 apply. Like a completed launch, it rotates the browser
+// session id and issues the new session cookie on w.
 func (c *Config) SessionFromToken(ctx context.Context, w http.ResponseWriter, r *http.Request, iss string, tok *smart.Token) (*Session, error) {
 	rt, err := c.runtime()
 	if err != nil {
@@ -29,15 +30,11 @@ func (c *Config) SessionFromToken(ctx context.Context, w http.ResponseWriter, r 
 	if err != nil {
 		return nil, fmt.Errorf("launch: discovery of %s: %w", quote(iss), err)
 	}
-	sid, err := rt.cookies.ensure(w, r)
-	if err != nil {
-		return nil, fmt.Errorf("launch: session cookie: %w", err)
-	}
 	cp := *tok
-	ts := &TokenSet{Browser: sid, Issuer: iss, AuthIssuer: info.issuer, TokenURL: info.tokenURL, Token: &cp}
+	ts := &TokenSet{Issuer: iss, AuthIssuer: info.issuer, TokenURL: info.tokenURL, Token: &cp}
 	rec := &Record{Issuer: iss, AuthIssuer: info.issuer, JWKSURI: info.jwksURI}
 	if err := rt.checkGrant(ctx, norm, rec, ts); err != nil {
 		return nil, err
 	}
-	return rt.store(ctx, ts)
+	return rt.storeRotated(ctx, w, r, ts)
 }

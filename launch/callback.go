@@ -2,7 +2,6 @@ package launch
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -23,7 +22,9 @@ import (
 //  4. the code is redeemed once, at the token endpoint of the server the request went to, with the
 //     stored PKCE verifier and the identical redirect_uri (LAUNCH-11), authenticating the client;
 //  5. the id_token is verified (IDT-01…08) and the launch context parsed (TOK-*);
-//  6. the tokens are stored server-side under a new launch handle.
+//  6. the tokens are stored server-side under a new launch handle, and the browser session id is
+//     rotated: the cookie is re-issued with a new id, the browser's other launches move to it, and
+//     the old id reaches none of them (session fixation).
 //
 // Then done is called, or, when done is nil, the browser is sent (303) to Config.LandingURL with
 // ?handle=…, a URL without code or state (SEC-13). Every response carries
@@ -38,7 +39,7 @@ func (c *Config) CallbackHandler(done func(w http.ResponseWriter, r *http.Reques
 			return
 		}
 		q := r.URL.Query()
-		s, err := rt.complete(r.Context(), r, callbackParams{
+		s, err := rt.complete(r.Context(), w, r, callbackParams{
 			state: q.Get("state"), code: q.Get("code"), iss: q.Get("iss"), hasISS: q.Has("iss"),
 			errCode: q.Get("error"), hasError: q.Has("error"),
 			errDesc: q.Get("error_description"), errURI: q.Get("error_uri"), handler: true,
@@ -58,13 +59,17 @@ func (c *Config) CallbackHandler(done func(w http.ResponseWriter, r *http.Reques
 // Complete finishes a launch whose callback the app received itself (hosts that strip or own the
 // query string, quirks §3 #3): code and state as the server sent them. It applies the checks of
 // CallbackHandler except those on the error and iss parameters, which the app must handle, and
-// returns the new Session. w is unused today and reserved for cookie refreshes.
+// returns the new Session. Like CallbackHandler it rotates the browser session id: the new session
+// cookie is set on w, which must therefore reach the browser (it must not be nil).
 func (c *Config) Complete(ctx context.Context, w http.ResponseWriter, r *http.Request, code, state string) (*Session, error) {
 	rt, err := c.runtime()
 	if err != nil {
 		return nil, err
 	}
-	return rt.complete(ctx, r, callbackParams{state: state, code: code})
+	if w == nil {
+		return nil, configErr("Complete needs the ResponseWriter, for the rotated session cookie")
+	}
+	return rt.complete(ctx, w, r, callbackParams{state: state, code: code})
 }
 
 type callbackParams struct {
@@ -76,7 +81,7 @@ type callbackParams struct {
 	handler                  bool // from CallbackHandler, which sees the whole query
 }
 
-func (rt *runtime) complete(ctx context.Context, r *http.Request, p callbackParams) (*Session, error) {
+func (rt *runtime) complete(ctx context.Context, w http.ResponseWriter, r *http.Request, p callbackParams) (*Session, error) {
 	// 1. State first: taken (deleted) before anything else, so it is used at most once.
 	if p.state == "" {
 		return nil, fmt.Errorf("%w: the callback has no state parameter", ErrStateUnknown)
@@ -91,8 +96,7 @@ func (rt *runtime) complete(ctx context.Context, r *http.Request, p callbackPara
 		}
 		return nil, storeError("state store", err)
 	}
-	sid := rt.cookies.get(r)
-	if sid == "" || subtle.ConstantTimeCompare([]byte(sid), []byte(rec.Browser)) != 1 {
+	if !rt.ownsState(rt.cookies.read(r), rec) {
 		return nil, ErrStateMismatch
 	}
 	if age := rt.now().Sub(rec.Created); age > rt.maxStateAge || age < -rt.skew {
@@ -132,14 +136,14 @@ func (rt *runtime) complete(ctx context.Context, r *http.Request, p callbackPara
 	}
 	// 5. Identity and context.
 	ts := &TokenSet{
-		Browser: sid, Issuer: rec.Issuer, AuthIssuer: rec.AuthIssuer, TokenURL: rec.TokenURL,
+		Issuer: rec.Issuer, AuthIssuer: rec.AuthIssuer, TokenURL: rec.TokenURL,
 		EHRLaunch: rec.Launch != "", Token: tok, AppData: rec.AppData,
 	}
 	if err := rt.checkGrant(ctx, norm, rec, ts); err != nil {
 		return nil, err
 	}
-	// 6. Store under a fresh handle.
-	s, err := rt.store(ctx, ts)
+	// 6. Store under a fresh handle and a fresh browser session id (session fixation).
+	s, err := rt.storeRotated(ctx, w, r, ts)
 	if err != nil {
 		return nil, err
 	}

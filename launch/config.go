@@ -19,7 +19,12 @@ const (
 	DefaultSessionAge    = 12 * time.Hour
 	DefaultClockSkew     = 60 * time.Second // IDT-07
 	DefaultRefreshMargin = 60 * time.Second // TOK-15
-	DefaultCookieName    = "smartfhir_session"
+	// DefaultCookieName is the session cookie's name when CookieOptions forbid the __Host- prefix.
+	DefaultCookieName = "smartfhir_session"
+	// DefaultHostCookieName is the session cookie's default name: with the __Host- prefix, which
+	// browsers accept only on a Secure, host-only cookie with Path=/, so that no other host of the
+	// site can set or shadow it (cookie tossing).
+	DefaultHostCookieName = "__Host-" + DefaultCookieName
 	// DefaultAuthorizePostThreshold is the authorize URL length above which the request is sent by
 	// POST when the server advertises authorize-post (LAUNCH-09).
 	DefaultAuthorizePostThreshold = 2000
@@ -65,6 +70,9 @@ type Config struct {
 	// launch naming any other iss is refused before any network request (LAUNCH-02, SEC-03).
 	// Comparison ignores the case of scheme and host, a default port and a trailing slash; the iss as
 	// received is what the server gets as aud. Empty means no launch is possible (fail closed).
+	// Each must have an authorization server of its own: when the discovery documents of two of
+	// them claim the same issuer or authorization endpoint, the one discovered second is refused
+	// with a *MixUpError (SEC-04).
 	AllowedIssuers []string
 	// Issuers holds per-issuer settings (vendor quirks as data), keyed by issuer URL (compared like
 	// AllowedIssuers). An entry does not allow an issuer: list it in AllowedIssuers too.
@@ -182,7 +190,11 @@ func SettingsFromProfile(p smart.Profile, clientID string) IssuerSettings {
 // CookieOptions sets the browser session cookie. Its zero value is the safe default:
 // HttpOnly, Secure, SameSite=Lax, Path "/".
 type CookieOptions struct {
-	// Name of the cookie (default "smartfhir_session").
+	// Name of the cookie. Default: DefaultHostCookieName ("__Host-smartfhir_session") when the
+	// cookie is Secure (no InsecureNoSecure), Path is "/" and Domain is empty; DefaultCookieName
+	// ("smartfhir_session") otherwise. Set it to choose another name (two apps on one host need
+	// two names); a name with the __Host- or __Secure- prefix whose requirements the other options
+	// break is refused with ErrConfig.
 	Name string
 	// Path and Domain of the cookie (default Path "/", host-only).
 	Path, Domain string

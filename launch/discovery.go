@@ -63,11 +63,16 @@ func (rt *runtime) discover(ctx context.Context, norm, iss string) (*serverInfo,
 			return nil, err
 		}
 		rt.disco.mu.Lock()
+		defer rt.disco.mu.Unlock()
+		// Checked and stored in one step, so that the cache never holds two bases that claim one
+		// server, even when both are discovered at once.
+		if err := rt.disco.checkDistinct(norm, info, rt.c.InsecureAllowHTTP); err != nil {
+			return nil, err
+		}
 		if rt.disco.m == nil {
 			rt.disco.m = map[string]discoveryEntry{}
 		}
 		rt.disco.m[norm] = discoveryEntry{info: info, fetched: rt.now()}
-		rt.disco.mu.Unlock()
 		return info, nil
 	})
 }
@@ -123,4 +128,44 @@ func (rt *runtime) checkConfiguration(norm string, conf *smart.Configuration) (*
 		info.issRequired = extra.ISSParam
 	}
 	return info, nil
+}
+
+// checkDistinct refuses a configuration of the allowed FHIR base norm that claims another allowed
+// base's issuer or authorization endpoint but names a different token endpoint (SEC-04): that is the
+// shape of a mix-up, where one server's codes would be redeemed at another's token endpoint, so the
+// base discovered second is refused with a *MixUpError. Two bases that name the same issuer,
+// authorization endpoint AND token endpoint are one authorization server serving several FHIR bases
+// (an EHR's R4 and STU3 endpoints) and are allowed. Call it with d.mu held.
+func (d *discoveryCache) checkDistinct(norm string, info *serverInfo, allowHTTP bool) error {
+	for other, e := range d.m {
+		if other == norm {
+			continue
+		}
+		if sameServerURL(info.tokenURL, e.info.tokenURL, allowHTTP) &&
+			(info.issuer == "" || sameServerURL(info.issuer, e.info.issuer, allowHTTP)) &&
+			sameServerURL(info.authURL, e.info.authURL, allowHTTP) {
+			continue // one authorization server, several FHIR bases
+		}
+		switch {
+		case info.issuer != "" && sameServerURL(info.issuer, e.info.issuer, allowHTTP):
+			return &MixUpError{FHIRBase: norm, Other: other, Claim: "issuer"}
+		case sameServerURL(info.authURL, e.info.authURL, allowHTTP):
+			return &MixUpError{FHIRBase: norm, Other: other, Claim: "authorization_endpoint"}
+		}
+	}
+	return nil
+}
+
+// sameServerURL compares two server URLs as issuers are compared (case of scheme and host, default
+// port, trailing slash); URLs that do not normalise are compared as received.
+func sameServerURL(a, b string, allowHTTP bool) bool {
+	if a == "" || b == "" {
+		return false
+	}
+	na, errA := normalizeIssuer(a, allowHTTP)
+	nb, errB := normalizeIssuer(b, allowHTTP)
+	if errA != nil || errB != nil {
+		return a == b
+	}
+	return na == nb
 }

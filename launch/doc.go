@@ -42,7 +42,9 @@
 //     stored server-side (StateStore), bound to the browser's session cookie, taken atomically
 //     (single use, even across replicas), and expires after ten minutes. It also remembers which
 //     server the request went to, so that a code is only ever sent to that server's token endpoint
-//     (mix-up defence, RFC 9700 §4.4), and the RFC 9207 iss parameter is checked.
+//     (mix-up defence, RFC 9700 §4.4), and the RFC 9207 iss parameter is checked. Two allowed FHIR
+//     bases whose discovery documents claim one issuer or one authorization endpoint cannot both
+//     be used: the launch at the one discovered second fails with a *MixUpError (SEC-04).
 //   - The redirect URI is configuration, never request input. The callback answers with
 //     Referrer-Policy: no-referrer and redirects to a URL without code or state.
 //   - The id_token is verified against the issuer's JWK Set (asymmetric algorithms only; kid
@@ -52,9 +54,11 @@
 //     origin than the issuer is accepted: it comes from the allowed issuer's own discovery over TLS,
 //     and it is fetched without any credential or cookie, and without redirects to other origins.
 //   - Tokens live in a SessionStore on the server; the cookie carries only a signed and encrypted
-//     session id (HttpOnly, Secure, SameSite=Lax). One browser can hold several launches at once
-//     (tabs, patients, EHRs): each has a handle, passed in the app's URLs, that works only with that
-//     browser's cookie.
+//     session id (HttpOnly, Secure, SameSite=Lax, named with the __Host- prefix by default, so
+//     that no other host of the site can set it). The id is replaced whenever a launch completes
+//     (session fixation): an id known before the callback reaches none of the browser's launches.
+//     One browser can hold several launches at once (tabs, patients, EHRs; at most 16): each has a
+//     handle, passed in the app's URLs, that works only with that browser's cookie.
 //   - Refresh is single-flight per launch (across processes too, with Config.Locker), rotated
 //     refresh tokens are stored before use, and a refused refresh clears the tokens
 //     (ErrReauthRequired). A store that fails (a timeout) clears nothing: ErrStoreUnavailable, 503.

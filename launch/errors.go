@@ -36,7 +36,30 @@ var (
 	// ErrStoreUnavailable: the StateStore, SessionStore or Locker failed (a timeout, a Redis outage).
 	// The launch is kept: nothing was deleted, and the request may be retried. ErrorPage answers 503.
 	ErrStoreUnavailable = errors.New("launch: session store unavailable")
+	// ErrMixUp: two allowed FHIR bases name the same authorization server (SEC-04); see MixUpError.
+	ErrMixUp = errors.New("launch: two allowed issuers claim one authorization server")
 )
+
+// MixUpError refuses a launch at an allowed FHIR base whose discovery document claims the issuer or
+// authorization endpoint that another allowed base's document already claims (SEC-04). Trusting both
+// would let one server's codes or tokens be attributed to the other, so nothing is sent to the
+// second base's servers. It matches ErrMixUp and ErrDiscovery with errors.Is. FHIRBase and Other
+// are normalised allowed issuers (configuration, not request input); Claim names the field.
+type MixUpError struct {
+	FHIRBase, Other string
+	Claim           string // "issuer" or "authorization_endpoint"
+}
+
+func (e *MixUpError) Error() string {
+	return "launch: " + quote(e.FHIRBase) + " and " + quote(e.Other) + " claim the same " + e.Claim +
+		" in discovery; refusing the launch (mix-up, SEC-04)"
+}
+
+// Is makes errors.Is(err, ErrMixUp) true.
+func (e *MixUpError) Is(target error) bool { return target == ErrMixUp }
+
+// Unwrap returns ErrDiscovery: the configuration cannot be used for this launch.
+func (e *MixUpError) Unwrap() error { return ErrDiscovery }
 
 // storeError wraps a failure of a store or the Locker: what failed, ErrStoreUnavailable and the cause.
 func storeError(what string, err error) error {

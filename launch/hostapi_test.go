@@ -46,9 +46,18 @@ func TestAppOwnedCallback(t *testing.T) {
 		t.Fatalf("state %q", cb.Query().Get("state"))
 	}
 	r := requestWithCookies(t, b, cb.String())
-	s, err := e.cfg.Complete(t.Context(), httptest.NewRecorder(), r, cb.Query().Get("code"), state)
+	// The rotated session cookie needs a ResponseWriter: without one nothing happens, and the state
+	// is still there.
+	if _, err := e.cfg.Complete(t.Context(), nil, r, cb.Query().Get("code"), state); !errors.Is(err, launch.ErrConfig) {
+		t.Fatalf("Complete with a nil ResponseWriter: %v, want ErrConfig", err)
+	}
+	cw := httptest.NewRecorder()
+	s, err := e.cfg.Complete(t.Context(), cw, r, cb.Query().Get("code"), state)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cs := cw.Result().Cookies(); len(cs) != 1 || cs[0].Name != launch.DefaultHostCookieName {
+		t.Errorf("Complete set cookies %v, want the rotated session cookie", cs)
 	}
 	if s.AppData != "return=/chart/7" || s.Patient == "" || s.Handle == "" {
 		t.Errorf("session = %+v", s)

@@ -227,7 +227,7 @@ func TestCookieAttributes(t *testing.T) {
 				t.Fatalf("cookies = %v", cs)
 			}
 			c := cs[0]
-			if !c.HttpOnly || !c.Secure || c.SameSite != tc.sameSite || c.Path != "/" || c.Name != launch.DefaultCookieName {
+			if !c.HttpOnly || !c.Secure || c.SameSite != tc.sameSite || c.Path != "/" || c.Name != launch.DefaultHostCookieName {
 				t.Errorf("cookie = %+v", c)
 			}
 			if len(c.Value) > 400 {

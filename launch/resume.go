@@ -17,6 +17,10 @@ import (
 // logs it or prints it (fmt shows a Session without it). Keep it on the server, encrypted at rest
 // like a refresh token, and never put it in a URL, a page, a cookie or a log line. The handle, by
 // contrast, is not a secret: it works only with the browser's own session cookie.
+//
+// The key names the browser session id, which changes whenever another launch completes in the
+// same browser (session fixation defence): the key of an earlier launch then stops working, and
+// FromRequest(r).Key() returns the current one.
 func (s *Session) Key() string { return s.src.key }
 
 // SessionByKey returns the launch stored under key (from Session.Key), without a browser request.

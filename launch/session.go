@@ -168,7 +168,9 @@ func (s *Session) Refresh(ctx context.Context, scopes ...string) error {
 // IDT-05), refreshing it as needed and retrying once after a 401 (REF-07).
 func (s *Session) HTTPClient() *http.Client {
 	base := s.rt.client(s.normIssuer()).Transport
-	t, err := smart.NewTransport(s.src, base, s.Issuer)
+	t, err := smart.NewTransportWithOptions(s.src, smart.TransportOptions{
+		Base: base, TrustedOrigins: []string{s.Issuer}, InsecureAllowHTTP: s.rt.c.InsecureAllowHTTP,
+	})
 	if err != nil {
 		// Issuer was checked when the session was loaded; keep the contract "never a nil client".
 		return &http.Client{Transport: failingTransport{err}}
