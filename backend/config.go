@@ -55,9 +55,10 @@ type Config struct {
 	// AllowNonSystemScopes allows patient/ and user/ scopes, for servers with an out-of-band
 	// arrangement that gives backend clients such context (BS-03).
 	AllowNonSystemScopes bool
-	// RequireScopes makes a token that grants less than Scopes an error wrapping
-	// smart.ErrScopeNotGranted. Without it a narrower grant is reported in Token.Warnings, and
-	// MissingScopes tells what is missing: never silently ignored.
+	// RequireScopes makes a token that grants less than Scopes, or whose response does not say what it
+	// grants (no scope member, TOK-04), an error wrapping smart.ErrScopeNotGranted. Without it a
+	// narrower or unknown grant is reported in Token.Warnings, and MissingScopes tells what is
+	// missing: never silently ignored.
 	RequireScopes bool
 
 	// PrivateKey signs the assertions: an RSA key of at least 2048 bits (RS384) or a P-384 ECDSA
@@ -163,7 +164,9 @@ func (c *Config) Token(ctx context.Context) (*smart.Token, error) {
 
 // TokenSource returns a caching oauth2.TokenSource (CONV-4, BS-05): the token is reused until shortly
 // before it expires, renewed by one request at a time, dropped on Invalidate (smart.Transport calls it
-// after a 401), and shared through Store when set. Discovery runs on the first fetch and is then kept.
+// after a 401), and shared through Store when set. Discovery runs on the first fetch and is then kept,
+// except that a discovered token endpoint answering invalid_client, 404 or 410 is discovered again (at
+// most once a minute) and, if it moved, the request is retried once there (DISC-14).
 //
 // ctx bounds the fetches of Token(): pass a context that lives as long as the source (the process),
 // never a request's. The source also implements smart.ContextTokenSource, whose TokenContext bounds a
@@ -326,11 +329,20 @@ func (c *Config) cacheKey() string {
 	return "smartfhir:backend:" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// lazy resolves a Config once (discovery included) for a TokenSource; a failure is not kept.
+// rediscoverEvery bounds how often a TokenSource re-runs discovery after a token endpoint failure
+// that suggests the endpoint moved (DISC-14).
+const rediscoverEvery = time.Minute
+
+// lazy resolves a Config once (discovery included) for a TokenSource; a failure is not kept. When the
+// token endpoint was discovered and then answers invalid_client, 404 or 410, discovery runs again (at
+// most once per rediscoverEvery), and if the token endpoint changed the request is sent once more, with
+// a fresh assertion, to the new one (DISC-14). It never loops: one rediscovery and one retry per fetch.
 type lazy struct {
 	cfg *Config
 	mu  sync.Mutex
 	r   *resolved
+	// rediscovered is when discovery last ran again (r.now's clock).
+	rediscovered time.Time
 }
 
 func (l *lazy) fetch(ctx context.Context) (*smart.Token, error) {
@@ -346,7 +358,49 @@ func (l *lazy) fetch(ctx context.Context) (*smart.Token, error) {
 		l.r = r
 		l.mu.Unlock()
 	}
-	return r.fetch(ctx)
+	tok, err := r.fetch(ctx)
+	if err == nil || !l.mayRediscover(r, err) {
+		return tok, err
+	}
+	fresh, derr := l.cfg.resolve(ctx)
+	if derr != nil {
+		return nil, err // the token endpoint's error is the one that matters
+	}
+	l.mu.Lock()
+	l.r = fresh
+	l.mu.Unlock()
+	if fresh.tokenURL == r.tokenURL {
+		return nil, err
+	}
+	return fresh.fetch(ctx)
+}
+
+// mayRediscover reports whether err, from r's token endpoint, warrants discovering it again: the
+// endpoint was discovered (not configured), the server rejected the client or does not know the
+// URL (invalid_client, 404, 410), and discovery has not run again within rediscoverEvery.
+func (l *lazy) mayRediscover(r *resolved, err error) bool {
+	if l.cfg.TokenURL != "" || l.cfg.FHIRBase == "" {
+		return false
+	}
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) {
+		return false
+	}
+	status := 0
+	if re.Response != nil {
+		status = re.Response.StatusCode
+	}
+	if re.ErrorCode != "invalid_client" && status != http.StatusNotFound && status != http.StatusGone {
+		return false
+	}
+	now := r.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.rediscovered.IsZero() && now.Sub(l.rediscovered) < rediscoverEvery {
+		return false
+	}
+	l.rediscovered = now
+	return true
 }
 
 // headerTransport adds Config.Header to requests for trusted origins, without overriding headers the

@@ -113,6 +113,7 @@ type tokenServer struct {
 	discovery  map[string]any
 	fault      func(w http.ResponseWriter, n int) bool // n is the 1-based request number
 	apiHits    atomic.Int64
+	discHits   atomic.Int64
 	apiHeaders []http.Header
 }
 
@@ -164,6 +165,7 @@ func (s *tokenServer) apiHeader(i int) http.Header {
 }
 
 func (s *tokenServer) handleDiscovery(w http.ResponseWriter, r *http.Request) {
+	s.discHits.Add(1)
 	doc := map[string]any{
 		"token_endpoint":                                   s.TokenURL(),
 		"capabilities":                                     []string{"client-confidential-asymmetric", "permission-v2"},

@@ -348,12 +348,16 @@ func DefaultScopes(conf *smart.Configuration) []string {
 }
 
 // MissingScopes returns the requested scopes tok does not grant, v1 and v2 spellings compared by
-// meaning (system/*.read is granted by system/*.rs). A token whose response omitted scope grants
-// nothing knowable, so every requested scope is returned.
+// meaning (system/*.read is granted by system/*.rs). When the token response omitted scope
+// (tok.ScopeOmitted) the grant is unknown, not empty: MissingScopes returns nil rather than a false
+// list, and the caller must check ScopeOmitted (TOK-04). A nil tok grants nothing.
 func MissingScopes(requested []string, tok *smart.Token) []string {
 	req := smart.ParseScopesLenient(strings.Join(requested, " "))
-	if tok == nil || tok.ScopeOmitted {
+	if tok == nil {
 		return scopeStrings(req)
+	}
+	if tok.ScopeOmitted {
+		return nil
 	}
 	return scopeStrings(smart.Diff(req, tok.GrantedScopes()))
 }
@@ -469,6 +473,14 @@ func (r *resolved) grant(tok *smart.Token) (*smart.Token, error) {
 	// NOT issue here) is a credential with no use: drop it rather than cache or share it (BS-04).
 	tok.RefreshToken = ""
 	tok.Warnings = append(tok.Warnings, r.warnings...)
+	if tok.ScopeOmitted { // TOK-04: the grant is unknown, which is not the same as nothing granted
+		if r.cfg.RequireScopes {
+			return nil, fmt.Errorf("backend: %w", &smart.ScopeError{Scope: strings.Join(r.scopes, " "),
+				Reason: "the server did not say which scopes it granted (no scope in the token response)", Err: smart.ErrScopeNotGranted})
+		}
+		tok.Warnings = append(tok.Warnings, "scope: the server did not say which scopes it granted; requested: "+strings.Join(r.scopes, " "))
+		return tok, nil
+	}
 	missing := MissingScopes(r.scopes, tok)
 	if len(missing) == 0 {
 		return tok, nil

@@ -612,12 +612,46 @@ func TestGrantedScopeNarrower(t *testing.T) { // SCOPE-10, BS-04
 			t.Fatalf("warnings %v do not report the narrower grant", tok.Warnings)
 		}
 	}
-	// v1 and v2 spellings of the same access are equal; an omitted scope grants nothing knowable.
+	// v1 and v2 spellings of the same access are equal.
 	if m := MissingScopes([]string{"system/*.read"}, &smart.Token{Token: &oauth2.Token{}, Scope: "system/*.rs"}); len(m) != 0 {
 		t.Fatalf("system/*.rs should cover system/*.read: missing %v", m)
 	}
-	if m := MissingScopes([]string{"system/*.rs"}, &smart.Token{Token: &oauth2.Token{}, ScopeOmitted: true}); len(m) != 1 {
-		t.Fatalf("omitted scope: missing %v", m)
+}
+
+// TOK-04: a token response without scope leaves the grant unknown. It is neither "everything
+// missing" (a false list in MissingScopes and the warnings) nor silently accepted under RequireScopes.
+func TestGrantedScopeOmitted(t *testing.T) {
+	t.Parallel()
+	key := testECKey()
+	scopes := []string{"system/Patient.rs", "system/Observation.rs"}
+	for _, require := range []bool{false, true} {
+		srv := newTokenServer(t, "svc")
+		srv.register(mustThumbprint(t, key), key.Public())
+		srv.omitScope = true
+		c := &Config{ClientID: "svc", TokenURL: srv.TokenURL(), Scopes: scopes, PrivateKey: key, RequireScopes: require}
+		tok, err := c.Token(t.Context())
+		if require {
+			if !errors.Is(err, smart.ErrScopeNotGranted) || !strings.Contains(err.Error(), "did not say which scopes it granted") {
+				t.Fatalf("RequireScopes: err = %v, want the grant reported as unknown", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !tok.ScopeOmitted {
+			t.Fatal("ScopeOmitted = false")
+		}
+		if m := MissingScopes(scopes, tok); m != nil {
+			t.Errorf("MissingScopes = %v, want nil: the grant is unknown, not empty", m)
+		}
+		w := strings.Join(tok.Warnings, "\n")
+		if strings.Contains(w, "not granted") || !strings.Contains(w, "did not say which scopes it granted") {
+			t.Errorf("warnings %q: want the grant reported as unknown, not as missing", tok.Warnings)
+		}
+	}
+	if m := MissingScopes([]string{"system/*.rs"}, nil); len(m) != 1 {
+		t.Errorf("nil token: missing %v", m)
 	}
 }
 
@@ -733,4 +767,80 @@ func TestTokenSourceWithKeySetAndStore(t *testing.T) { // JWKS-04 with a shared 
 	if h["kid"] != "b" || h["alg"] != RS384 {
 		t.Fatalf("header after rotation %v", h)
 	}
+}
+
+// DISC-14: a discovered token endpoint that answers 404, 410 or invalid_client may have moved. The
+// TokenSource discovers again (at most once a minute) and, if the endpoint changed, retries once with
+// a fresh assertion; it never loops.
+func TestTokenSourceRediscoversMovedTokenEndpoint(t *testing.T) {
+	t.Parallel()
+	key := testECKey()
+	kid := mustThumbprint(t, key)
+	t.Run("moved", func(t *testing.T) {
+		t.Parallel()
+		old, moved := newTokenServer(t, "svc"), newTokenServer(t, "svc")
+		old.register(kid, key.Public())
+		moved.register(kid, key.Public())
+		old.fault = func(w http.ResponseWriter, n int) bool {
+			old.mu.Lock()
+			old.discovery = map[string]any{"token_endpoint": moved.TokenURL()}
+			old.mu.Unlock()
+			w.WriteHeader(http.StatusNotFound)
+			return true
+		}
+		c := &Config{ClientID: "svc", FHIRBase: old.FHIRBase(), PrivateKey: key, TrustedOrigins: []string{moved.URL}}
+		tok, err := c.TokenSource(t.Context()).Token()
+		if err != nil {
+			t.Fatalf("Token: %v", err)
+		}
+		if tok.AccessToken == "" || old.requests() != 1 || moved.requests() != 1 || old.discHits.Load() != 2 {
+			t.Fatalf("old %d requests, moved %d, %d discoveries; want 1, 1, 2", old.requests(), moved.requests(), old.discHits.Load())
+		}
+		if a, b := old.form(0).Get("client_assertion"), moved.form(0).Get("client_assertion"); a == b {
+			t.Error("the retry reused the assertion")
+		}
+	})
+	t.Run("moved but untrusted", func(t *testing.T) { // AUTH-09 still holds on rediscovery
+		t.Parallel()
+		old, evil := newTokenServer(t, "svc"), newTokenServer(t, "svc")
+		old.register(kid, key.Public())
+		old.fault = func(w http.ResponseWriter, n int) bool {
+			old.mu.Lock()
+			old.discovery = map[string]any{"token_endpoint": evil.TokenURL()}
+			old.mu.Unlock()
+			w.WriteHeader(http.StatusGone)
+			return true
+		}
+		c := &Config{ClientID: "svc", FHIRBase: old.FHIRBase(), PrivateKey: key}
+		var re *oauth2.RetrieveError
+		if _, err := c.TokenSource(t.Context()).Token(); !errors.As(err, &re) || re.Response.StatusCode != http.StatusGone {
+			t.Fatalf("err = %v, want the 410", err)
+		}
+		if evil.requests() != 0 {
+			t.Fatal("the assertion went to an untrusted rediscovered endpoint")
+		}
+	})
+	t.Run("unchanged, rate limited", func(t *testing.T) {
+		t.Parallel()
+		srv := newTokenServer(t, "svc") // the key is not registered: invalid_client every time
+		now := time.Now()
+		var mu sync.Mutex
+		clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+		c := &Config{ClientID: "svc", FHIRBase: srv.FHIRBase(), PrivateKey: key, Now: clock}
+		ts := c.TokenSource(t.Context())
+		for i, want := range []struct{ requests, discoveries int }{{1, 2}, {2, 2}, {3, 3}} {
+			if i == 2 {
+				mu.Lock()
+				now = now.Add(rediscoverEvery + time.Second)
+				mu.Unlock()
+			}
+			var re *oauth2.RetrieveError
+			if _, err := ts.Token(); !errors.As(err, &re) || re.ErrorCode != "invalid_client" {
+				t.Fatalf("fetch %d: err = %v, want invalid_client", i, err)
+			}
+			if srv.requests() != want.requests || int(srv.discHits.Load()) != want.discoveries {
+				t.Fatalf("after fetch %d: %d token requests, %d discoveries; want %d, %d", i, srv.requests(), srv.discHits.Load(), want.requests, want.discoveries)
+			}
+		}
+	})
 }

@@ -226,7 +226,7 @@ func (c *Configuration) TokenEndpointOrigin() string {
 }
 
 // CheckEndpointOrigins checks that every endpoint that would receive a credential (token,
-// registration, introspection, revocation) is on the FHIR base's origin or one of trusted (URLs or
+// registration, introspection, revocation, and smart_app_state, which takes the access token) is on the FHIR base's origin or one of trusted (URLs or
 // bare origins), so that a discovery document cannot send a secret, an assertion or a code to a host
 // the caller did not choose (DISC-07, AUTH-09). The error wraps ErrUntrustedEndpoint and names the
 // endpoint and its origin.
@@ -240,6 +240,7 @@ func (c *Configuration) CheckEndpointOrigins(trusted ...string) error {
 		{"registration_endpoint", c.RegistrationEndpoint},
 		{"introspection_endpoint", c.IntrospectionEndpoint},
 		{"revocation_endpoint", c.RevocationEndpoint},
+		{"smart_app_state_endpoint", c.SMARTAppStateEndpoint},
 	} {
 		if e.url == "" {
 			continue

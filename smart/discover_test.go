@@ -775,6 +775,11 @@ func TestCheckEndpointOrigins(t *testing.T) {
 	if err := c.CheckEndpointOrigins(); !errors.Is(err, ErrUntrustedEndpoint) || !strings.Contains(err.Error(), "introspection_endpoint") {
 		t.Errorf("introspection elsewhere: %v", err)
 	}
+	// The app-state endpoint is called with the access token (SMART 2.2 §app-state).
+	a := &Configuration{FHIRBase: "https://ehr.example.org/fhir", TokenEndpoint: "https://ehr.example.org/token", SMARTAppStateEndpoint: "https://evil.example/$smart-app-state"}
+	if err := a.CheckEndpointOrigins(); !errors.Is(err, ErrUntrustedEndpoint) || !strings.Contains(err.Error(), "smart_app_state_endpoint") {
+		t.Errorf("app state elsewhere: %v", err)
+	}
 	if err := c.CheckEndpointOrigins("not a url"); err == nil {
 		t.Error("a bad trusted origin must be reported")
 	}

@@ -173,13 +173,26 @@ func scrub(body []byte, secrets []string) []byte {
 	return []byte(httpx.Snippet([]byte(redact(string(body), secrets))))
 }
 
+// scrubErr returns err with every secret removed from its text. The chain is kept, so that
+// errors.Is(err, context.DeadlineExceeded) and errors.As(err, *net.OpError) still work; only Error()
+// changes. (A caller that digs out a wrapped *url.Error and prints it sees what net/http wrote: the
+// request URL, which carries no credential here, since credentials travel in the body or headers.)
 func scrubErr(err error, secrets []string) error {
 	msg := redact(err.Error(), secrets)
 	if msg == err.Error() {
 		return err
 	}
-	return errors.New(httpx.SanitizeText(msg))
+	return &scrubbedError{msg: httpx.SanitizeText(msg), err: err}
 }
+
+// scrubbedError is an error whose text has had the secrets removed; Unwrap returns the original.
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e *scrubbedError) Error() string { return e.msg }
+func (e *scrubbedError) Unwrap() error { return e.err }
 
 func originOf(raw string) string {
 	u, err := url.Parse(raw)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -316,5 +317,44 @@ func TestExchangeTokenDefaultClientLeavesNoIdleConnection(t *testing.T) {
 	case <-closed:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the connection of ExchangeToken's own client was left open")
+	}
+}
+
+// TestExchangeTokenScrubbedErrorKeepsChain: when a transport error's text carries a credential it is
+// redacted, but the wrapped chain survives, so that errors.Is(err, context.DeadlineExceeded) still
+// tells a timeout from a refusal (CONV-4).
+func TestExchangeTokenScrubbedErrorKeepsChain(t *testing.T) {
+	t.Parallel()
+	const assertion = "eyJhbGciOiJFUzM4NCJ9.eyJpc3MiOiJhcHAifQ.c2lnbmF0dXJlLWNoYWluLXNlY3JldA"
+	srv, _ := tokenServer(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // so that the server notices the client hanging up
+		<-r.Context().Done()
+	})
+	// A caller's middleware that (carelessly) quotes the request body in its error, around a real
+	// transport whose request times out.
+	hc := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(strings.NewReader(string(body)))
+		resp, err := http.DefaultTransport.RoundTrip(r)
+		if err != nil {
+			return nil, fmt.Errorf("middleware: request %s: %w", body, err)
+		}
+		return resp, nil
+	})}
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	form := url.Values{"grant_type": {"client_credentials"}, "client_assertion": {assertion}}
+	_, err := ExchangeToken(ctx, hc, srv.URL, form, nil)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if leaks(err.Error(), assertion) {
+		t.Errorf("the assertion leaked into %q", err)
+	}
+	if !strings.Contains(err.Error(), "REDACTED") {
+		t.Errorf("err = %q, want the credential redacted (else this test proves nothing)", err)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("errors.Is(%v, context.DeadlineExceeded) = false: the chain was dropped", err)
 	}
 }

@@ -125,7 +125,8 @@ func ValidAccessToken(s string) bool { return len(s) <= 64<<10 && b64token.Match
 // context) received at now. It is strict where security depends on it and lenient, with a Warning,
 // where real servers deviate harmlessly:
 //   - the body must be one JSON object without duplicate member names (TOK-13);
-//   - an "error" member makes it an *oauth2.RetrieveError even with status 200;
+//   - an "error" member makes it an *oauth2.RetrieveError even with status 200 ("error": null does not);
+//   - "scope": null counts as omitted (ScopeOmitted), not as an empty grant (TOK-04);
 //   - access_token must be a non-empty RFC 6750 b64token (TOK-02, TOK-13);
 //   - token_type must be "bearer" in any case (TOK-02);
 //   - expires_in may be a number or a numeric string; absent means DefaultExpiresIn; negative is an
@@ -141,7 +142,9 @@ func ParseTokenResponse(body []byte, now time.Time) (*Token, error) {
 	if err != nil {
 		return nil, &TokenResponseError{Reason: err.Error()}
 	}
-	if raw, ok := members["error"]; ok {
+	// A null member is an absent one: "error": null is not an error response, and "scope": null is
+	// an omitted scope (TOK-04), not an empty grant.
+	if raw, ok := members["error"]; ok && !isNull(raw) {
 		var e struct {
 			Code string `json:"error"`
 			Desc string `json:"error_description"`
@@ -188,7 +191,7 @@ func ParseTokenResponse(body []byte, now time.Time) (*Token, error) {
 	t.ExpiresIn = int64(expiresIn / time.Second)
 	t.Expiry = now.Add(expiresIn)
 
-	if _, ok := members["scope"]; !ok {
+	if raw, ok := members["scope"]; !ok || isNull(raw) {
 		t.ScopeOmitted = true
 		t.Warnings = append(t.Warnings, "scope: missing (SMART requires it; treat granted access as unknown)")
 	} else if t.Scope, err = stringMember(members, "scope", false); err != nil {
@@ -392,6 +395,9 @@ func decodeObject(body []byte) (map[string]json.RawMessage, error) {
 
 // stringMember returns member name as a string. A non-string value is an error; a missing one is an
 // error only when required.
+// isNull reports whether a decoded member is the JSON literal null.
+func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
+
 func stringMember(m map[string]json.RawMessage, name string, required bool) (string, error) {
 	raw, ok := m[name]
 	if !ok || string(raw) == "null" {

@@ -198,6 +198,17 @@ func TestParseTokenResponseTable(t *testing.T) {
 				t.Errorf("ScopeOmitted %v Scope %q", tok.ScopeOmitted, tok.Scope)
 			}
 		}},
+		{"scope null", []byte(`{"access_token":"a","token_type":"bearer","expires_in":60,"scope":null}`), "", func(t *testing.T, tok *Token) {
+			if !tok.ScopeOmitted || tok.Scope != "" {
+				t.Errorf("ScopeOmitted %v Scope %q: a null scope is an omitted one", tok.ScopeOmitted, tok.Scope)
+			}
+		}},
+		// RFC 6749 §5.1: "error": null is no error member.
+		{"error null", tokenBody(`,"error":null`), "", func(t *testing.T, tok *Token) {
+			if tok.AccessToken == "" {
+				t.Error("no access token")
+			}
+		}},
 		{"scope an array", []byte(`{"access_token":"a","token_type":"bearer","scope":["openid"]}`), "scope", nil},
 		// TOK-06
 		{"patient path injection", tokenBody(`,"patient":"../Practitioner/1"`), "patient", nil},
