@@ -26,6 +26,14 @@
 //
 // Redis 6.2 or later (GETDEL) is required; Valkey works too.
 //
+// # Logging
+//
+// go-redis logs some events itself ("redis: … pool.go: …" while the server is unreachable) through a
+// single process-wide logger, on stderr by default. This package never replaces it, since that is the
+// program's choice: call redis.SetLogger once at start-up to route or silence those lines (the
+// smartfhir CLI shows them only with --verbose; this package's tests install a quiet one in TestMain).
+// Store errors are returned as usual either way.
+//
 // # Use
 //
 //	keys, err := redisstore.ParseKeys(os.Getenv("SMARTFHIR_STORE_KEYS"))

@@ -177,9 +177,20 @@ func (g *globals) resumeLoginContext(ctx context.Context, s *serverSettings) (*l
 
 // forLogin returns the settings for using a stored login: it belongs to the client it was made
 // with, whose authentication (a secret, a key) is needed again for refreshes and revocation and comes
-// from the flags or profile, never from the store.
+// from the flags or profile, never from the store. When --client-id (or the profile) names another
+// client, the secret or key given belongs to that client, never to the login's: a public login client
+// needs none, and any other fails with errOtherClient rather than sending another client's credentials
+// under the login's client_id.
 func (s *serverSettings) forLogin(rec *loginRecord) (*serverSettings, error) {
 	ls := *s
+	if s.ClientID != "" && s.ClientID != rec.ClientID {
+		ls.ClientID, ls.Auth, ls.KeyFile, ls.Kid = rec.ClientID, rec.Auth, "", ""
+		if rec.Auth != authPublic {
+			return nil, fmt.Errorf("the login for %s belongs to client %s (%s), not %s: pass --client-id %s with its credentials: %w",
+				httpx.Redact(s.FHIR), rec.ClientID, rec.Auth, s.ClientID, rec.ClientID, errOtherClient)
+		}
+		return &ls, nil
+	}
 	ls.ClientID = rec.ClientID
 	if ls.Auth == authPublic {
 		ls.Auth = rec.Auth

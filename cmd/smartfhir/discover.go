@@ -111,7 +111,7 @@ func runDiscover(ctx context.Context, g *globals, asOpenAPI bool) error {
 		return printJSON(g.stdout, map[string]any{"configuration": doc, "derived": facts})
 	}
 	for _, w := range facts.Warnings {
-		g.warnf("%s", w)
+		g.warnf("%s", oneLine(w))
 	}
 	return printDiscovery(g.stdout, cfg, facts)
 }
@@ -158,18 +158,19 @@ func deriveFacts(cfg *smart.Configuration, rep *report) discoveryFacts {
 	return f
 }
 
-// printDiscovery writes the human-readable explanation of cfg.
+// printDiscovery writes the human-readable explanation of cfg. Every server string (URLs, capability
+// names, PKCE methods, …) is printed on one line with its control characters escaped (CONV-6).
 func printDiscovery(w io.Writer, cfg *smart.Configuration, f discoveryFacts) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	p := func(format string, a ...any) { fmt.Fprintf(tw, format, a...) }
-	p("SMART configuration of %s\n", safe(cfg.FHIRBase))
+	p("SMART configuration of %s\n", oneLine(cfg.FHIRBase))
 	src := "document"
 	if cfg.Legacy {
 		src = "document (fallback: no .well-known/smart-configuration)"
 	}
-	p("  %s:\t%s\n", src, safe(cfg.DocumentURL))
+	p("  %s:\t%s\n", src, oneLine(cfg.DocumentURL))
 	if cfg.Issuer != "" {
-		p("  issuer:\t%s\n", safe(cfg.Issuer))
+		p("  issuer:\t%s\n", oneLine(cfg.Issuer))
 	}
 	p("\nEndpoints\n")
 	for _, e := range []struct{ name, url string }{
@@ -178,7 +179,7 @@ func printDiscovery(w io.Writer, cfg *smart.Configuration, f discoveryFacts) err
 		{"jwks", cfg.JWKSURI},
 	} {
 		if e.url != "" {
-			p("  %s:\t%s\n", e.name, safe(e.url))
+			p("  %s:\t%s\n", e.name, oneLine(e.url))
 		}
 	}
 	p("\nCapabilities (%d)\n", len(cfg.Capabilities))
@@ -187,7 +188,7 @@ func printDiscovery(w io.Writer, cfg *smart.Configuration, f discoveryFacts) err
 		if desc == "" {
 			desc = "(not a SMART 2.2 capability; ignored)"
 		}
-		p("  %s\t%s\n", safe(c), desc)
+		p("  %s\t%s\n", oneLine(c), desc)
 	}
 	p("\nCapability sets\n")
 	if len(f.CapabilitySets) == 0 {
@@ -205,16 +206,16 @@ func printDiscovery(w io.Writer, cfg *smart.Configuration, f discoveryFacts) err
 	if pkce == "" {
 		pkce = "not advertised (S256 is sent anyway)"
 	}
-	p("  PKCE methods:\t%s\n", safe(pkce))
-	p("  client authentication:\t%s\n", safe(firstNonEmpty(strings.Join(cfg.TokenEndpointAuthMethodsSupported, ", "), "not advertised")))
+	p("  PKCE methods:\t%s\n", oneLine(pkce))
+	p("  client authentication:\t%s\n", oneLine(firstNonEmpty(strings.Join(cfg.TokenEndpointAuthMethodsSupported, ", "), "not advertised")))
 	if algs := cfg.TokenEndpointAuthSigningAlgValuesSupported; len(algs) > 0 {
-		p("  assertion algorithms:\t%s\n", safe(strings.Join(algs, ", ")))
+		p("  assertion algorithms:\t%s\n", oneLine(strings.Join(algs, ", ")))
 	}
 	if gt := cfg.GrantTypesSupported; len(gt) > 0 {
-		p("  grant types:\t%s\n", safe(strings.Join(gt, ", ")))
+		p("  grant types:\t%s\n", oneLine(strings.Join(gt, ", ")))
 	}
 	if sc := cfg.ScopesSupported; len(sc) > 0 {
-		p("  scopes (a hint):\t%s\n", safe(strings.Join(sc, " ")))
+		p("  scopes (a hint):\t%s\n", oneLine(strings.Join(sc, " ")))
 	}
 	if n := len(f.Warnings); n > 0 {
 		p("\n%d deviation(s) from the spec: see the warnings above, or 'smartfhir check' for a full report.\n", n)

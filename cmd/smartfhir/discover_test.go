@@ -8,6 +8,7 @@ import (
 	"github.com/smartfhir/smartfhir/internal/openapi"
 	"github.com/smartfhir/smartfhir/internal/openapi/openapitest"
 	"github.com/smartfhir/smartfhir/internal/sandbox"
+	"github.com/smartfhir/smartfhir/smart"
 )
 
 func TestDiscoverHuman(t *testing.T) {
@@ -110,5 +111,35 @@ func TestDiscoverUsage(t *testing.T) {
 	code, out, errOut := e.run("discover", e.fhir)
 	if code != 0 || !strings.Contains(errOut, "used "+e.fhir+"/metadata") || !strings.Contains(out, "fallback") {
 		t.Errorf("fallback: exit %d, stdout %s, stderr %s", code, out, errOut)
+	}
+}
+
+// TestDiscoverHumanEscapesServerText: every server string of the text report stays on its own line
+// with control characters escaped, so a hostile configuration cannot forge report lines or send
+// terminal escapes (CONV-6).
+func TestDiscoverHumanEscapesServerText(t *testing.T) {
+	t.Parallel()
+	evil := "x\nforged: line\x1b[31m\r"
+	cfg := &smart.Configuration{
+		FHIRBase: "https://ehr.example/fhir", DocumentURL: "https://ehr.example/fhir/.well-known/smart-configuration" + evil,
+		Issuer: "https://ehr.example" + evil, TokenEndpoint: "https://ehr.example/token" + evil,
+		Capabilities: []string{"launch-standalone" + evil}, CodeChallengeMethodsSupported: []string{"S256" + evil},
+		TokenEndpointAuthMethodsSupported: []string{"private_key_jwt" + evil}, ScopesSupported: []string{"openid" + evil},
+		GrantTypesSupported: []string{"authorization_code" + evil}, TokenEndpointAuthSigningAlgValuesSupported: []string{"ES384" + evil},
+	}
+	var out strings.Builder
+	if err := printDiscovery(&out, cfg, discoveryFacts{}); err != nil {
+		t.Fatal(err)
+	}
+	for i, line := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "forged:") {
+			t.Errorf("line %d is forged by the server: %q", i, line)
+		}
+		if strings.ContainsAny(line, "\x1b\r") {
+			t.Errorf("line %d keeps a control character: %q", i, line)
+		}
+	}
+	if n := strings.Count(out.String(), `x\nforged: line\u001b[31m\u000d`); n != 9 {
+		t.Errorf("escaped server strings: %d, want 9:\n%s", n, out.String())
 	}
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,5 +79,38 @@ func TestKeygenUsage(t *testing.T) {
 	}
 	if code, _, errOut := bkRun(t, nil, "keygen", "--out", filepath.Join(dir, "missing", "k.pem")); code != exitFail {
 		t.Fatalf("unwritable path: exit %d, %q", code, errOut)
+	}
+}
+
+// TestKeygenJSON: --json prints the kid, alg and file, never the private key (JWKS-06); without
+// --out it is a usage error, since the PEM itself would go to stdout.
+func TestKeygenJSON(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "k.pem")
+	code, out, errOut := bkRun(t, nil, "keygen", "--alg", "rs384", "--out", path, "--json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var got map[string]string
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("%v: %q", err, out)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, kid, err := backend.ParsePrivateKey(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{"kid": kid, "alg": "RS384", "file": path}; !maps.Equal(got, want) {
+		t.Errorf("--json = %v, want %v", got, want)
+	}
+	if strings.Contains(out+errOut, "PRIVATE KEY") {
+		t.Error("the private key reached the output")
+	}
+	code, out, _ = bkRun(t, nil, "keygen", "--json")
+	if code != exitUsage || out != "" {
+		t.Errorf("--json without --out: exit %d, stdout %q", code, out)
 	}
 }

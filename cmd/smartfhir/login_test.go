@@ -214,19 +214,7 @@ func TestLogoutJSON(t *testing.T) {
 func TestLoginConfidentialKey(t *testing.T) {
 	t.Parallel()
 	e := newDevEnv(t, sandbox.Options{})
-	e.headlessBrowser()
-	jwks, keyFile := e.keyPair()
-	port := freePort(t)
-	c, err := e.sb.RegisterClient(sandbox.Client{Name: "confidential", AuthMethod: "private_key_jwt", JWKS: jwks, SkipLogin: true,
-		RedirectURIs: []string{"http://127.0.0.1:" + strconv.Itoa(port) + "/callback"},
-		GrantTypes:   []string{"authorization_code", "refresh_token"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if code, _, errOut := e.run("login", "--fhir", e.fhir, "--client-id", c.ID, "--key", keyFile,
-		"--redirect-port", strconv.Itoa(port), "--timeout", "30s"); code != 0 {
-		t.Fatalf("login: exit %d: %s", code, errOut)
-	}
+	_, keyFile, login := e.confidentialLogin(t)
 	if code, _, errOut := e.run("search", "Patient", "--fhir", e.fhir); code != exitUsage || !strings.Contains(errOut, "pass --key") {
 		t.Errorf("without the key: exit %d: %s", code, errOut)
 	}
@@ -240,10 +228,7 @@ func TestLoginConfidentialKey(t *testing.T) {
 	}
 
 	// Without the key nothing can be revoked, but the tokens are deleted all the same.
-	if code, _, errOut := e.run("login", "--fhir", e.fhir, "--client-id", c.ID, "--key", keyFile,
-		"--redirect-port", strconv.Itoa(port), "--timeout", "30s"); code != 0 {
-		t.Fatalf("second login: exit %d: %s", code, errOut)
-	}
+	login()
 	code, _, errOut = e.run("logout", "--fhir", e.fhir)
 	if code != 0 || !strings.Contains(errOut, "not revoked") || !strings.Contains(errOut, "--key") {
 		t.Errorf("logout without the key: exit %d: %s", code, errOut)
@@ -333,4 +318,68 @@ func TestLoginOtherClientNotUsed(t *testing.T) {
 			t.Errorf("search %v with the login: exit %d, %d patients, want 1: %s", extra, code, n, errOut)
 		}
 	}
+}
+
+// TestLogoutOtherClient: logout revokes as the client the login belongs to, not as the client
+// --client-id names: a public login's tokens are revoked with its own client_id even when a backend
+// client's id and key are given, and the backend key never goes out under the login's client_id.
+func TestLogoutOtherClient(t *testing.T) {
+	t.Parallel()
+	e := newDevEnv(t, sandbox.Options{})
+	e.login()
+	backendID, keyFile := e.backendClient()
+	code, out, errOut := e.run("logout", "--fhir", e.fhir, "--client-id", backendID, "--key", keyFile, "--json")
+	var res struct {
+		LoggedOut  bool   `json:"logged_out"`
+		Revocation string `json:"revocation"`
+	}
+	if code != exitOK || json.Unmarshal([]byte(out), &res) != nil || !res.LoggedOut || res.Revocation != "revoked: refresh_token, access_token" {
+		t.Errorf("logout --client-id OTHER: exit %d: %s %s", code, out, errOut)
+	}
+}
+
+// TestLogoutOtherClientConfidential: when the login's client is confidential and --client-id names
+// another, its credentials are not at hand: logout says so (naming the login's client) instead of
+// refreshing or revoking with the other client's key, and deletes the tokens as any failed revocation does.
+func TestLogoutOtherClientConfidential(t *testing.T) {
+	t.Parallel()
+	e := newDevEnv(t, sandbox.Options{})
+	loginID, _, _ := e.confidentialLogin(t)
+	backendID, backendKey := e.backendClient()
+	e.sb.ExpireAccessTokens() // a refresh with the other client's key would show as a token request
+	before := e.sb.Count("token_requests")
+	code, _, errOut := e.run("logout", "--fhir", e.fhir, "--client-id", backendID, "--key", backendKey)
+	if code != exitOK || !strings.Contains(errOut, "not revoked") || !strings.Contains(errOut, "belongs to client "+loginID) {
+		t.Errorf("logout --client-id OTHER: exit %d: %s", code, errOut)
+	}
+	if n := e.sb.Count("token_requests") - before; n != 0 {
+		t.Errorf("%d token requests with another client's credentials", n)
+	}
+	if files, _ := os.ReadDir(filepath.Join(e.dir, loginDirName, "sessions")); len(files) != 0 {
+		t.Errorf("%d token files left after logout", len(files))
+	}
+}
+
+// confidentialLogin registers a private_key_jwt client in e's sandbox, logs in with it, and returns
+// its id and key file, and a function that logs in again.
+func (e *devEnv) confidentialLogin(t *testing.T) (id, keyFile string, login func()) {
+	t.Helper()
+	e.headlessBrowser()
+	jwks, keyFile := e.keyPair()
+	port := freePort(t)
+	c, err := e.sb.RegisterClient(sandbox.Client{Name: "confidential", AuthMethod: "private_key_jwt", JWKS: jwks, SkipLogin: true,
+		RedirectURIs: []string{"http://127.0.0.1:" + strconv.Itoa(port) + "/callback"},
+		GrantTypes:   []string{"authorization_code", "refresh_token"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	login = func() {
+		t.Helper()
+		if code, _, errOut := e.run("login", "--fhir", e.fhir, "--client-id", c.ID, "--key", keyFile,
+			"--redirect-port", strconv.Itoa(port), "--timeout", "30s"); code != 0 {
+			t.Fatalf("login: exit %d: %s", code, errOut)
+		}
+	}
+	login()
+	return c.ID, keyFile, login
 }

@@ -49,6 +49,10 @@ const (
 // errNoLogin is returned when no login is stored for a server.
 var errNoLogin = errors.New("not logged in")
 
+// errOtherClient is returned when a stored login belongs to a confidential client other than the one
+// the command names, whose credentials are therefore not at hand.
+var errOtherClient = errors.New("the credentials of the login's client are not given")
+
 // loginRecord describes one stored login. The tokens themselves are in the session store; the
 // record holds what finds them (the launch's key) and what logout and refresh need.
 type loginRecord struct {

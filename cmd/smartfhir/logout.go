@@ -25,6 +25,11 @@ func newLogoutCmd(g *globals) *cobra.Command {
 advertises one, and deletes the tokens. A failed revocation is reported and the tokens are deleted
 anyway.
 
+The tokens are revoked as the client the login was made with. When --client-id (or the profile)
+names another client, its key or secret is never used for the login: a public login client needs
+none, and for a confidential one logout reports that its credentials were not given (pass its
+--client-id with its --key or secret to revoke) and deletes the tokens as above.
+
   smartfhir logout --fhir http://127.0.0.1:9090/fhir
   smartfhir logout --profile sandbox`,
 		Args: cobra.NoArgs,

@@ -37,6 +37,7 @@ type globals struct {
 	trustOrigins     []string
 	clientSecretFile string
 	store            string // --store (demo, token, get, search, export)
+	verbose          bool   // --verbose/-v: notes that are quiet by default (a generic profile, go-redis logs)
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -136,6 +137,7 @@ func (g *globals) serverFlags(cmd *cobra.Command) {
 	f.BoolVar(&g.insecureHTTP, "insecure-http", false, "allow plain http to non-loopback hosts (DANGER: tokens in clear text)")
 	f.StringSliceVar(&g.trustOrigins, "trust-origin", nil, "extra origin allowed to receive the token (repeatable)")
 	f.StringVar(&g.clientSecretFile, "client-secret-file", "", "file holding the client secret (or set SMARTFHIR_CLIENT_SECRET)")
+	f.BoolVarP(&g.verbose, "verbose", "v", false, "print more notes on stderr (the detected generic profile, --store client logs)")
 }
 
 // resetSharedDefaults gives every flag the running command did not receive its own command's default.

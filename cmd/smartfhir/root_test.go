@@ -84,3 +84,22 @@ func TestSearchIDsOnOneLine(t *testing.T) {
 		t.Errorf("stdout has %d lines, want 2 (one per match): %q", len(lines), out)
 	}
 }
+
+// TestRedisLogger: go-redis's own log lines reach the command's stderr only with --verbose, on one
+// line each with control characters escaped; otherwise they are dropped (CONV-6: stderr is for the
+// command's own messages).
+func TestRedisLogger(t *testing.T) {
+	t.Parallel()
+	for _, verbose := range []bool{false, true} {
+		var errOut strings.Builder
+		g := &globals{stderr: &errOut, verbose: verbose}
+		g.redisLogger().Printf(t.Context(), "redis: %s:%d: connection pool: %v", "pool.go", 42, "dial tcp\nforged\x1b[0m")
+		want := ""
+		if verbose {
+			want = "smartfhir: store: redis: pool.go:42: connection pool: dial tcp\\nforged\\u001b[0m\n"
+		}
+		if got := errOut.String(); got != want {
+			t.Errorf("verbose=%v: stderr %q, want %q", verbose, got, want)
+		}
+	}
+}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"github.com/smartfhir/smartfhir/backend"
@@ -24,6 +26,11 @@ func (g *globals) storeFlag(cmd *cobra.Command) {
 
 // openStore connects to the --store Redis, with the AES-256-GCM keys of SMARTFHIR_STORE_KEYS, or
 // returns nil without --store. The store is opened once per run and closed when the run ends.
+//
+// go-redis logs on its own ("redis: … pool.go: …" while Redis is down) through one logger for the
+// whole process, which redisstore, a library, leaves alone. The CLI runs one command a process, so it
+// sets that logger here: go-redis's lines go to the command's stderr with --verbose and nowhere
+// otherwise (the store's errors are reported by the command itself).
 func (g *globals) openStore(ctx context.Context) (*redisstore.Store, error) {
 	if g.store == "" || g.st != nil {
 		return g.st, nil
@@ -39,6 +46,7 @@ func (g *globals) openStore(ctx context.Context) (*redisstore.Store, error) {
 	if err != nil {
 		return nil, usagef("--store needs %s (base64 of 32 random bytes: head -c 32 /dev/urandom | base64): %v", storeKeysEnv, err)
 	}
+	redis.SetLogger(g.redisLogger())
 	st, err := redisstore.Open(ctx, g.store, redisstore.Options{Keys: keys, InsecureAllowPlaintext: g.insecureHTTP})
 	if errors.Is(err, redisstore.ErrConfig) {
 		return nil, usagef("--store: %v", err)
@@ -73,4 +81,23 @@ func (g *globals) shareLaunches(ctx context.Context, cfg *launch.Config) error {
 	cfg.StateStore, cfg.SessionStore, cfg.Locker = st.States(), st.Sessions(), st
 	cfg.OnError = redisstore.ErrorHandler(cfg.OnError)
 	return nil
+}
+
+// redisLogger is the go-redis logger of the run: the command's stderr with --verbose, else silence.
+func (g *globals) redisLogger() redisLog {
+	if g.verbose {
+		return redisLog{w: g.stderr}
+	}
+	return redisLog{}
+}
+
+// redisLog writes go-redis's log lines, one line each with control characters escaped, to w (nil:
+// it drops them).
+type redisLog struct{ w io.Writer }
+
+// Printf implements go-redis's logger.
+func (l redisLog) Printf(_ context.Context, format string, v ...any) {
+	if l.w != nil {
+		fmt.Fprintf(l.w, "smartfhir: store: %s\n", oneLine(fmt.Sprintf(format, v...)))
+	}
 }

@@ -16,7 +16,8 @@ const detectTimeout = 15 * time.Second
 // --profile names, else the one smart.DetectProfile guesses from the CapabilityStatement's publisher
 // and software (GET [base]/metadata) and from the FHIR base URL. Detection runs before discovery,
 // because a profile can change discovery itself (MEDITECH's OpenID Connect document). A detected
-// profile is reported on stderr, never applied silently, and never adds trusted origins.
+// vendor profile is reported on stderr, never applied silently, and never adds trusted origins; the
+// generic profile (no vendor found) is reported only with --verbose, keeping normal output quiet.
 func (g *globals) vendorProfile(ctx context.Context, s *serverSettings) *smart.Profile {
 	if s.Vendor != nil {
 		return s.Vendor
@@ -34,7 +35,9 @@ func (g *globals) vendorProfile(ctx context.Context, s *serverSettings) *smart.P
 		p, _ = smart.LookupProfile(smart.ProfileGeneric)
 	}
 	s.useVendor(&p, false, "detected: "+reason)
-	g.notef("profile: %s (detected: %s; pass --profile NAME to choose one)", p.Name, reason)
+	if p.Name != smart.ProfileGeneric || g.verbose {
+		g.notef("profile: %s (detected: %s; pass --profile NAME to choose one)", p.Name, reason)
+	}
 	return s.Vendor
 }
 

@@ -199,8 +199,12 @@ func TestVendorProfileNamedOrDetected(t *testing.T) {
 	}
 
 	g := newVendorDevEnv(t, presetCase{as: "generic"})
-	if code, _, errOut := g.run("search", "Patient", "--json"); code != exitOK || !strings.Contains(errOut, "profile: generic (detected: no sign of a known vendor") {
-		t.Fatalf("generic: exit %d:\n%s", code, errOut)
+	if code, _, errOut := g.run("search", "Patient", "--json", "-v"); code != exitOK || !strings.Contains(errOut, "profile: generic (detected: no sign of a known vendor") {
+		t.Fatalf("generic, --verbose: exit %d:\n%s", code, errOut)
+	}
+	// Without --verbose a generic server gets no note: it is printed on every command otherwise.
+	if code, _, errOut := g.run("search", "Patient", "--json"); code != exitOK || strings.Contains(errOut, "profile:") {
+		t.Fatalf("generic, quiet: exit %d:\n%s", code, errOut)
 	}
 
 	// A detected oracle profile does not trust Oracle Health's tokeninfo origin; a named one does.
