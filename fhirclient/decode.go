@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"reflect"
+	"strings"
 
 	"github.com/smartfhir/smartfhir/internal/httpx"
 )
@@ -79,17 +80,23 @@ func checkType(b []byte, want string) error {
 	return nil
 }
 
-// scanResourceType finds the top-level "resourceType" string of a JSON object without decoding it:
-// servers put it first, so this usually reads a few bytes where a decode would read the whole Bundle.
-// ok is false when the input takes a form it does not handle (escapes in the key or value, no such
-// member, not an object); the caller then decodes. It does not validate the rest of b: callers decode
-// b fully afterwards.
+// scanResourceType finds the top-level "resourceType" string of a JSON object without decoding it.
+// ok is false when the input takes a form it does not handle (escapes or non-ASCII in a key, escapes
+// in the value, no such member, not an object) and when the key appears more than once in any case
+// (the decoders match keys case-insensitively and keep the last): the caller then decodes with the
+// same decoder as the body, so a hostile body cannot pass the check as one type and decode as
+// another. It reads the top level to its end but does not validate b: callers decode b fully
+// afterwards.
 func scanResourceType(b []byte) (string, bool) {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return "", false
 	}
 	i++
+	var (
+		rt    string
+		found bool
+	)
 	for {
 		i = skipSpace(b, i)
 		if i >= len(b) || b[i] != '"' {
@@ -104,17 +111,21 @@ func scanResourceType(b []byte) (string, bool) {
 			return "", false
 		}
 		i = skipSpace(b, i+1)
-		if key == "resourceType" {
-			if i >= len(b) || b[i] != '"' {
+		if strings.EqualFold(key, "resourceType") {
+			if found || key != "resourceType" || i >= len(b) || b[i] != '"' {
 				return "", false
 			}
-			v, _, ok := plainString(b, i)
-			return v, ok
-		}
-		if i = skipValue(b, i); i < 0 {
+			if rt, end, ok = plainString(b, i); !ok {
+				return "", false
+			}
+			i, found = end, true
+		} else if i = skipValue(b, i); i < 0 {
 			return "", false
 		}
 		i = skipSpace(b, i)
+		if i < len(b) && b[i] == '}' {
+			return rt, found
+		}
 		if i >= len(b) || b[i] != ',' {
 			return "", false
 		}

@@ -31,7 +31,7 @@ func (c *Client) Operation(ctx context.Context, resourceType, id, name string, i
 func operationCall(resourceType, id, name string, in any) (call, error) {
 	name = strings.TrimPrefix(name, "$")
 	if !validOperation(name) {
-		return call{}, fmt.Errorf("%w: operation name %q", ErrInvalidPath, name)
+		return call{}, fmt.Errorf("%w: operation name %q", ErrInvalidPath, pathPart(name))
 	}
 	p, err := levelPath(resourceType, id, "$"+name)
 	if err != nil {

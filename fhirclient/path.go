@@ -51,15 +51,15 @@ func validOperation(name string) bool {
 // nothing taken from a caller or a server can add a path segment or a query.
 func resourcePath(resourceType, id, versionID string) (string, error) {
 	if !validType(resourceType) {
-		return "", fmt.Errorf("%w: resource type %q", ErrInvalidPath, safeText(resourceType))
+		return "", fmt.Errorf("%w: resource type %q", ErrInvalidPath, pathPart(resourceType))
 	}
 	if !validID(id) {
-		return "", fmt.Errorf("%w: id %q is not a FHIR id", ErrInvalidPath, safeText(id))
+		return "", fmt.Errorf("%w: id %q is not a FHIR id", ErrInvalidPath, pathPart(id))
 	}
 	p := resourceType + "/" + id
 	if versionID != "" {
 		if !validID(versionID) {
-			return "", fmt.Errorf("%w: version id %q is not a FHIR id", ErrInvalidPath, safeText(versionID))
+			return "", fmt.Errorf("%w: version id %q is not a FHIR id", ErrInvalidPath, pathPart(versionID))
 		}
 		p += "/_history/" + versionID
 	}
@@ -72,10 +72,10 @@ func levelPath(resourceType, id, suffix string) (string, error) {
 	var parts []string
 	switch {
 	case resourceType == "" && id != "":
-		return "", fmt.Errorf("%w: id %q without a resource type", ErrInvalidPath, id)
+		return "", fmt.Errorf("%w: id %q without a resource type", ErrInvalidPath, pathPart(id))
 	case resourceType != "" && id == "":
 		if !validType(resourceType) {
-			return "", fmt.Errorf("%w: resource type %q", ErrInvalidPath, safeText(resourceType))
+			return "", fmt.Errorf("%w: resource type %q", ErrInvalidPath, pathPart(resourceType))
 		}
 		parts = append(parts, resourceType)
 	case resourceType != "":
@@ -90,3 +90,7 @@ func levelPath(resourceType, id, suffix string) (string, error) {
 	}
 	return strings.Join(parts, "/"), nil
 }
+
+// pathPart prepares a refused path part for an error message: sanitised (control and bidi
+// characters escaped, secrets removed) and bounded, as it may come from a server or be huge.
+func pathPart(s string) string { return clip(safeText(clip(s, 256)), 80) }

@@ -487,6 +487,12 @@ func TestScanResourceType(t *testing.T) {
 		{`["resourceType","Patient"]`, "", false},
 		{`{"a":{"b":[}`, "", false},
 		{``, "", false},
+		// A repeated resourceType (in any case: the decoders fold case and keep the last) is left to
+		// the full decode, so the check and the decode agree.
+		{`{"resourceType":"Patient","id":"x","resourceType":"Observation"}`, "", false},
+		{`{"resourceType":"Patient","RESOURCETYPE":"Observation"}`, "", false},
+		{`{"resourcetype":"Observation","resourceType":"Patient"}`, "", false},
+		{`{"resourceType":"Patient","n":[1,2],"resource\u0054ype":"Observation"}`, "", false},
 	}
 	for _, tt := range tests {
 		got, ok := scanResourceType([]byte(tt.in))

@@ -103,9 +103,16 @@ func (c *Client) Pages(ctx context.Context, first *fhir.Bundle) iter.Seq2[*fhir.
 
 func (c *Client) pages(ctx context.Context, first *fhir.Bundle, firstURL string) iter.Seq2[*fhir.Bundle, error] {
 	return func(yield func(*fhir.Bundle, error) bool) {
+		// The first page's own URL counts as seen: the request URL when known, and its self link
+		// (all Pages has), so a next link back to page 1 is caught before it is fetched again.
 		seen := map[string]bool{}
 		if firstURL != "" {
 			seen[firstURL] = true
+		}
+		if self := link(first, "self"); self != "" {
+			if u, err := c.nextURL(self); err == nil {
+				seen[u.String()] = true
+			}
 		}
 		page := first
 		for n := 1; ; n++ {
@@ -154,12 +161,15 @@ func (c *Client) nextURL(link string) (*url.URL, error) {
 }
 
 // NextLink returns the URL of b's link with relation "next", or "" (FHIR R4 http.html#paging).
-func NextLink(b *fhir.Bundle) string {
+func NextLink(b *fhir.Bundle) string { return link(b, "next") }
+
+// link returns the URL of b's link with relation rel, or "".
+func link(b *fhir.Bundle, rel string) string {
 	if b == nil {
 		return ""
 	}
 	for _, l := range b.Link {
-		if l.Relation == "next" {
+		if l.Relation == rel {
 			return l.Url
 		}
 	}

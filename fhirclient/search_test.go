@@ -223,15 +223,19 @@ func TestSearchIterTrustedOrigin(t *testing.T) {
 // CONV-2: a next link seen before ends the search with "next link repeats".
 func TestSearchIterRepeatingNextLink(t *testing.T) {
 	t.Parallel()
-	tests := map[string]func(p string) string{
-		"self loop":      func(p string) string { return "Patient?page=" + p },
-		"back to page 1": func(p string) string { return map[string]string{"": "Patient?page=2", "2": "Patient"}[p] },
-		"two-page cycle": func(p string) string {
+	tests := map[string]struct {
+		nextOf   func(p string) string
+		requests int64 // the first page's own URL counts as seen: no page is fetched twice
+	}{
+		"self loop":      {func(p string) string { return "Patient?page=" + p }, 2},
+		"back to page 1": {func(p string) string { return map[string]string{"": "Patient?page=2", "2": "Patient"}[p] }, 2},
+		"two-page cycle": {func(p string) string {
 			return map[string]string{"": "Patient?page=2", "2": "Patient?page=3", "3": "Patient?page=2"}[p]
-		},
-		"absolute repeat": func(p string) string { return map[string]string{"": "Patient?page=2", "2": "PLACEHOLDER"}[p] },
+		}, 3},
+		"absolute repeat": {func(p string) string { return map[string]string{"": "Patient?page=2", "2": "PLACEHOLDER"}[p] }, 2},
 	}
-	for name, nextOf := range tests {
+	for name, tt := range tests {
+		nextOf := tt.nextOf
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			e := setup(t)
@@ -254,8 +258,8 @@ func TestSearchIterRepeatingNextLink(t *testing.T) {
 			if !errors.Is(err, ErrNextLinkRepeats) || !strings.Contains(err.Error(), "next link repeats") {
 				t.Fatalf("err = %v, want ErrNextLinkRepeats", err)
 			}
-			if requests.Load() > 3 {
-				t.Errorf("requests = %d", requests.Load())
+			if requests.Load() != tt.requests {
+				t.Errorf("requests = %d, want %d", requests.Load(), tt.requests)
 			}
 		})
 	}
@@ -330,5 +334,44 @@ func TestPagesFromEverything(t *testing.T) {
 	}
 	if fmt.Sprint(sizes) != "[2 1]" {
 		t.Errorf("page sizes = %v", sizes)
+	}
+}
+
+// CONV-2: Pages counts the first page's own URL (its self link) as seen, so a next link back to
+// page 1 ends the iteration with ErrNextLinkRepeats before page 1 is fetched again.
+func TestPagesNextBackToFirst(t *testing.T) {
+	t.Parallel()
+	tests := map[string]func(base string) string{
+		"relative": func(string) string { return "Patient/p1/$everything" },
+		"absolute": func(base string) string { return base + "/Patient/p1/$everything" },
+	}
+	for name, self := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := setup(t)
+			var requests atomic.Int64
+			e.mux.HandleFunc("GET /Patient/p1/$everything", func(w http.ResponseWriter, r *http.Request) {
+				requests.Add(1)
+				if r.URL.Query().Get("page") == "2" {
+					writeJSON(w, 200, page("Patient/p1/$everything", "b"))
+					return
+				}
+				writeJSON(w, 200, strings.Replace(page("Patient/p1/$everything?page=2", "a"), `"url":"x"`, fmt.Sprintf("%q:%q", "url", self(e.srv.URL+basePath)), 1))
+			})
+			first, _, err := e.c.Everything(t.Context(), "p1", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var pages int
+			for _, err = range e.c.Pages(t.Context(), first) {
+				if err != nil {
+					break
+				}
+				pages++
+			}
+			if !errors.Is(err, ErrNextLinkRepeats) || pages != 2 || requests.Load() != 2 {
+				t.Errorf("err = %v, pages %d, requests %d; want ErrNextLinkRepeats, 2, 2", err, pages, requests.Load())
+			}
+		})
 	}
 }

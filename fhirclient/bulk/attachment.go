@@ -62,8 +62,11 @@ func AttachmentURLs(resource []byte) []string {
 // The download engine's rules apply: retries of 5xx and network errors, Range resume, gzip
 // decoding with the bomb limit, stall fail-over; the body is bounded by MaxAttachment
 // (httpx.ErrBodyTooLarge). A 401 or 403 to a request sent without the token because of its origin
-// wraps ErrUntrustedOrigin.
+// wraps ErrUntrustedOrigin. A nil m is refused with ErrBadManifest.
 func (c *Client) FetchAttachment(ctx context.Context, m *Manifest, attachmentURL string, w io.Writer) (*Attachment, error) {
+	if m == nil {
+		return nil, fmt.Errorf("%w: attachment: no manifest (its requiresAccessToken decides where the token may go)", ErrBadManifest)
+	}
 	t, err := c.attachmentTarget(m, attachmentURL)
 	if err != nil {
 		return nil, err

@@ -173,6 +173,21 @@ func TestFetchAttachmentSizeLimit(t *testing.T) { // BULK-31, CONV-2: bounded bo
 	}
 }
 
+func TestFetchAttachmentNilManifest(t *testing.T) { // BULK-30: a typed error, no panic, no request
+	t.Parallel()
+	home := newAttachmentServer(t, func() string { return "" })
+	c, _ := NewClient(home.URL+"/fhir", nil)
+	a, err := c.FetchAttachment(t.Context(), nil, home.URL+"/doc.pdf", &bytes.Buffer{})
+	if !errors.Is(err, ErrBadManifest) || a != nil {
+		t.Errorf("attachment %v, err = %v; want ErrBadManifest", a, err)
+	}
+	home.mu.Lock()
+	defer home.mu.Unlock()
+	if len(home.auth) != 0 {
+		t.Errorf("requests were sent: %v", home.auth)
+	}
+}
+
 func TestAttachmentURLs(t *testing.T) { // BULK-30
 	t.Parallel()
 	doc := `{"resourceType":"DocumentReference","content":[{"attachment":{"contentType":"application/pdf","url":"https://files.example.org/a.pdf"}},{"attachment":{"data":"aGk="}},{"attachment":{"url":" Binary/2 "}}]}`

@@ -26,7 +26,8 @@ var (
 	// ErrJobGone reports a status URL that answers 404 or 410: the job was cancelled, deleted or
 	// has expired.
 	ErrJobGone = errors.New("bulk: export job not found (cancelled, deleted or expired)")
-	// ErrRateLimited reports more consecutive 429 answers than the client tolerates.
+	// ErrRateLimited reports more consecutive 429 answers, or 5xx answers asking for time with
+	// Retry-After (server busy), than the client tolerates. The job may still be running.
 	ErrRateLimited = errors.New("bulk: rate limited by the server")
 	// ErrBadManifest reports a completion manifest that does not follow the specification.
 	ErrBadManifest = errors.New("bulk: invalid manifest")

@@ -533,7 +533,7 @@ func (r *run) collectOutcomes(res *Result) {
 		if err != nil {
 			continue
 		}
-		for raw, err := range ReadNDJSON(fh, "", f.Name) {
+		for raw, err := range readNDJSON(fh, intOr(r.c.MaxLine, DefaultMaxLine), "", f.Name) {
 			if err != nil || len(res.Issues) >= maxIssues {
 				break
 			}

@@ -65,8 +65,13 @@ func (c *Client) readFile(ctx context.Context, m *Manifest, f File, lines func(w
 // line reader and checks as Client.Resources. want is the expected resourceType ("" for any);
 // name labels errors. Each yielded message is the caller's to keep.
 func ReadNDJSON(r io.Reader, want, name string) iter.Seq2[json.RawMessage, error] {
+	return readNDJSON(r, DefaultMaxLine, want, name)
+}
+
+// readNDJSON is ReadNDJSON with the line limit maxLine (a Client's MaxLine).
+func readNDJSON(r io.Reader, maxLine int64, want, name string) iter.Seq2[json.RawMessage, error] {
 	return func(yield func(json.RawMessage, error) bool) {
-		if err := readLines(r, name, yieldLines(want, name, yield)); err != nil {
+		if err := readLines(r, maxLine, name, yieldLines(want, name, yield)); err != nil {
 			yield(nil, err)
 		}
 	}
@@ -77,16 +82,16 @@ func ReadNDJSON(r io.Reader, want, name string) iter.Seq2[json.RawMessage, error
 // DecodeResources).
 func DecodeNDJSON[T any](r io.Reader, want, name string) iter.Seq2[*T, error] {
 	return func(yield func(*T, error) bool) {
-		if err := readLines(r, name, yieldTyped(want, name, yield)); err != nil {
+		if err := readLines(r, DefaultMaxLine, name, yieldTyped(want, name, yield)); err != nil {
 			yield(nil, err)
 		}
 	}
 }
 
-// readLines pushes r through the line reader with the callback onLine. Stopping early is not an
-// error.
-func readLines(r io.Reader, name string, onLine func([]byte, int64) error) error {
-	ls := newLineSplitter(DefaultMaxLine, onLine)
+// readLines pushes r through the line reader, bounded by maxLine, with the callback onLine.
+// Stopping early is not an error.
+func readLines(r io.Reader, maxLine int64, name string, onLine func([]byte, int64) error) error {
+	ls := newLineSplitter(maxLine, onLine)
 	_, err := copyBody(ls, r)
 	if err == nil {
 		err = ls.Close()

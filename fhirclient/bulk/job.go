@@ -183,11 +183,16 @@ type ProgressFunc func(*Status)
 // waits Retry-After (delta-seconds or HTTP date) clamped to [PollFloor, PollCap], or an
 // exponential backoff up to BackoffCap when the server gives none or an implausible one (an epoch
 // timestamp, garbage). A 429 slows down and keeps polling, up to MaxRateLimited in a row
-// (ErrRateLimited); a transient error is retried up to MaxTransient in a row; any other error ends
-// the wait. progress (may be nil) sees every in-progress answer.
+// (ErrRateLimited); a transient 5xx with a usable Retry-After says the server is busy, not that
+// the job failed, and is polled again as it asks until more than MaxRateLimited such answers in a
+// row have taken at least PollCap of waiting (ErrRateLimited); another transient error is retried
+// up to MaxTransient in a row; any other error ends the wait. On giving up for 429s, busy answers
+// or network errors the job may still be running, and the error says how to resume. progress (may
+// be nil) sees every in-progress answer.
 func (j *Job) Wait(ctx context.Context, progress ProgressFunc) (*Manifest, error) {
 	c := j.c
-	var backoff, limited, transient int
+	var backoff, limited, busy, transient int
+	var busyWait time.Duration
 	for {
 		st, err := j.Status(ctx)
 		var wait time.Duration
@@ -195,7 +200,7 @@ func (j *Job) Wait(ctx context.Context, progress ProgressFunc) (*Manifest, error
 		case err == nil && st.Complete:
 			return st.Manifest, nil
 		case err == nil:
-			limited, transient = 0, 0
+			limited, busy, transient, busyWait = 0, 0, 0, 0
 			wait = c.pollWait(st.RetryAfter, st.HasRetryAfter, &backoff)
 			if progress != nil {
 				st.Wait = wait
@@ -205,7 +210,13 @@ func (j *Job) Wait(ctx context.Context, progress ProgressFunc) (*Manifest, error
 			return nil, fmt.Errorf("bulk: status: %w", ctx.Err())
 		case errors.Is(err, fhirclient.ErrTooManyRequests):
 			if limited++; limited > intOr(c.MaxRateLimited, DefaultMaxRateLimited) {
-				return nil, fmt.Errorf("%w: %d answers of 429 in a row: %w", ErrRateLimited, limited, err)
+				return nil, fmt.Errorf("%w: %d answers of 429 in a row; %s: %w", ErrRateLimited, limited, j.resumeHint(), err)
+			}
+		case c.serverBusy(err):
+			// A 503 (or another transient 5xx) with a usable Retry-After: the server asks for
+			// time, the job may well be running. Bounded by a count and by PollCap of waiting.
+			if busy++; busy > intOr(c.MaxRateLimited, DefaultMaxRateLimited) && busyWait >= durationOr(c.PollCap, DefaultPollCap) {
+				return nil, fmt.Errorf("%w: %d busy answers in a row over %s; %s: %w", ErrRateLimited, busy, busyWait, j.resumeHint(), err)
 			}
 		case IsTransient(err) || isNetworkError(err):
 			if transient++; transient > intOr(c.MaxTransient, DefaultMaxTransient) {
@@ -213,7 +224,7 @@ func (j *Job) Wait(ctx context.Context, progress ProgressFunc) (*Manifest, error
 					return nil, fmt.Errorf("%w: %d transient errors in a row: %w", ErrJobFailed, transient, err)
 				}
 				// The server cannot be reached: the job may well be alive, to be polled later.
-				return nil, fmt.Errorf("bulk: status: giving up after %d network errors in a row: %w", transient, err)
+				return nil, fmt.Errorf("bulk: status: giving up after %d network errors in a row; %s: %w", transient, j.resumeHint(), err)
 			}
 		default:
 			return nil, err
@@ -221,6 +232,9 @@ func (j *Job) Wait(ctx context.Context, progress ProgressFunc) (*Manifest, error
 		if err != nil {
 			ra, ok := c.retryAfterOf(err)
 			wait = c.pollWait(ra, ok, &backoff)
+			if busy > 0 {
+				busyWait += wait
+			}
 			if progress != nil {
 				progress(&Status{Wait: wait, Err: err})
 			}
@@ -229,6 +243,23 @@ func (j *Job) Wait(ctx context.Context, progress ProgressFunc) (*Manifest, error
 			return nil, fmt.Errorf("bulk: status: %w", err)
 		}
 	}
+}
+
+// serverBusy reports a status answer that asks for time rather than reporting a failure: a
+// transient 5xx (no OperationOutcome, or a transient issue code) with a usable Retry-After.
+func (c *Client) serverBusy(err error) bool {
+	var fe *fhirclient.Error
+	if !IsTransient(err) || !errors.As(err, &fe) || fe.StatusCode < 500 {
+		return false
+	}
+	_, ok := c.retryAfterOf(err)
+	return ok
+}
+
+// resumeHint tells how to carry on with a job that may still be running.
+func (j *Job) resumeHint() string {
+	return "the export job may still be running: poll its status URL " + redactURLString(j.StatusURL) +
+		" again later (Client.OpenJob, Exporter.Resume, or smartfhir export --resume DIR)"
 }
 
 // pollWait clamps a server wait to [PollFloor, PollCap], or, without one, returns the next

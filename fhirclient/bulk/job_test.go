@@ -628,3 +628,75 @@ func TestWaitUntrustedCertificateNotRetried(t *testing.T) {
 		t.Errorf("waited %d times to retry a certificate failure", n)
 	}
 }
+
+// BULK-13, BULK-16: a 5xx with a usable Retry-After and no OperationOutcome is "server busy", not a
+// failing job: Wait keeps polling, honouring Retry-After, past MaxTransient; when it gives up (more
+// than MaxRateLimited answers and PollCap of waiting) the error says the job may still be running
+// and how to resume, and does not wrap ErrJobFailed.
+func TestWaitServerBusy(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		code       int
+		retryAfter string
+		times      int
+		wantErr    error // nil: the export completes
+		wantWaits  int
+	}{
+		{"503 busy past MaxTransient", 503, "5", DefaultMaxTransient + 5, nil, DefaultMaxTransient + 5},
+		{"bare 500 busy past MaxTransient", 500, "5", DefaultMaxTransient + 5, nil, DefaultMaxTransient + 5},
+		{"503 busy forever gives up", 503, "5", 1000, ErrRateLimited, 0},
+		{"503 without Retry-After stays transient", 503, "", 1000, ErrJobFailed, DefaultMaxTransient},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFake(t)
+			f.statusHook = func(w http.ResponseWriter, r *http.Request, n int) bool {
+				if n <= tt.times {
+					if tt.retryAfter != "" {
+						w.Header().Set("Retry-After", tt.retryAfter)
+					}
+					w.WriteHeader(tt.code)
+					w.Write([]byte("<html>busy</html>"))
+					return true
+				}
+				return false
+			}
+			c, waits := f.client(t)
+			c.PollCap = 5 * time.Minute // past MaxRateLimited answers, Wait gives up after PollCap of waiting
+			job, err := c.Kickoff(t.Context(), ExportRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := job.Wait(t.Context(), nil)
+			switch {
+			case tt.wantErr == nil:
+				if err != nil || m == nil {
+					t.Fatalf("Wait = %v, %v", m, err)
+				}
+				if len(*waits) != tt.wantWaits || (*waits)[0] != 5*time.Second {
+					t.Errorf("waits = %v", *waits)
+				}
+			case tt.wantErr == ErrRateLimited:
+				if !errors.Is(err, ErrRateLimited) || errors.Is(err, ErrJobFailed) {
+					t.Fatalf("err = %v, want ErrRateLimited and not ErrJobFailed", err)
+				}
+				var fe *fhirclient.Error
+				if !errors.As(err, &fe) || fe.StatusCode != 503 {
+					t.Errorf("err = %v, want the server answer wrapped", err)
+				}
+				if msg := err.Error(); !strings.Contains(msg, "may still be running") || !strings.Contains(msg, "--resume") || !strings.Contains(msg, f.srv.URL) {
+					t.Errorf("err = %v, want a resume hint naming the status URL", err)
+				}
+				if n := len(*waits); n != 60 { // 5 min of 5 s waits (more than DefaultMaxRateLimited)
+					t.Errorf("gave up after %d waits", n)
+				}
+			default:
+				if !errors.Is(err, tt.wantErr) || len(*waits) != tt.wantWaits {
+					t.Errorf("err = %v after %d waits, want %v after %d", err, len(*waits), tt.wantErr, tt.wantWaits)
+				}
+			}
+		})
+	}
+}

@@ -345,7 +345,7 @@ func BenchmarkDecodeTyped(b *testing.B) {
 			return nil
 		}},
 		{"encoding-json-plain", func() error {
-			return readLines(bytes.NewReader(data), "", func(line []byte, _ int64) error {
+			return readLines(bytes.NewReader(data), DefaultMaxLine, "", func(line []byte, _ int64) error {
 				return json.Unmarshal(line, new(fhir.Observation))
 			})
 		}},
